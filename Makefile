@@ -1,0 +1,55 @@
+# The two commands a newcomer needs are `make demo` and `make test`; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-16)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv demo test lint airflow emulator lock clean
+
+help:
+	@echo "make demo     run labeling_experiment_birds end to end on the local AWS stand-in"
+	@echo "make test     run the whole test suite"
+	@echo "make lint     ruff"
+	@echo "make airflow  Airflow UI (standalone) against a running emulator (EMULATOR_URL=...)"
+	@echo "make emulator start the emulator in the foreground (PORT=4566)"
+	@echo "make lock     regenerate requirements.txt from requirements.in"
+
+# Install only when requirements.txt changed since the last install (the stamp carries its hash).
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-input -r requirements.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+airflow: $(STAMP)
+	$(BIN)/python scripts/airflow_ui.py
+
+emulator: $(STAMP)
+	$(BIN)/python -m emulator serve --host 127.0.0.1 --port $${PORT:-4566}
+
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv==0.13.8
+	$(BIN)/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --quiet \
+	  --custom-compile-command "make lock"
+
+clean:
+	rm -rf $(VENV) .airflow reports .pytest_cache .ruff_cache

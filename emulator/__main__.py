@@ -1,0 +1,55 @@
+"""`python -m emulator serve|seed-openimages ...` — see emulator/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from emulator.faults import FaultConfig
+    from emulator.server import EmulatorServer, build_app
+
+    faults = FaultConfig(
+        latency_ms=args.latency_ms,
+        throttle_fraction=args.throttle_fraction,
+        error_fraction=args.error_fraction,
+        only=[s for s in args.fault_only.split(",") if s],
+    )
+    server = EmulatorServer(args.host, args.port, build_app(faults, time_scale=args.time_scale))
+    # The port line is machine-read by scripts/demo.py when --port 0 asks for a free one.
+    print(f"emulator listening on {server.url} (time scale x{args.time_scale:g})", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        server.serve_forever()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve S3, Logs, STS, IAM, SageMaker (+ labeling jobs) on one port")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=4566, help="0 picks a free port (printed)")
+    serve.add_argument(
+        "--time-scale", type=float, default=1.0, help="simulated seconds per real second for labeling jobs"
+    )
+    serve.add_argument("--latency-ms", type=float, default=0.0, help="fault: delay every request")
+    serve.add_argument("--throttle-fraction", type=float, default=0.0, help="fault: share of throttled requests")
+    serve.add_argument("--error-fraction", type=float, default=0.0, help="fault: share of 500-answered requests")
+    serve.add_argument("--fault-only", default="", help="fault: comma-separated operations/services it applies to")
+    serve.set_defaults(func=_serve)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.time_scale <= 0 if args.command == "serve" else False:
+        parser.error("--time-scale must be > 0")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""`make demo`: the default experiment end to end on the local AWS stand-in.
+
+Starts the emulator on a free loopback port, seeds the synthetic Open Images mirror, runs
+`labeling_experiment_birds` with `airflow dags test` (SQLite metadata DB under .airflow/), prints the per-job
+summary table and the report path, and stops the emulator whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parent.parent
+DAG_ID = "labeling_experiment_birds"
+BIN = Path(sys.executable).parent
+TIME_SCALE = os.environ.get("GT_DEMO_TIME_SCALE", "600")
+IMAGES = os.environ.get("GT_DEMO_IMAGES", "2500")
+
+
+def fail(message: str) -> int:
+    print(f"make demo: {message}", file=sys.stderr)
+    return 2
+
+
+def airflow_env(endpoint_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW_CONN_"))}
+    home = REPO / ".airflow"
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW_CONN_AWS_DEFAULT": (
+                f"aws://demo:demo@/?region_name=us-east-1&endpoint_url={quote(endpoint_url, safe='')}"
+            ),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "GT_LOCAL_REPORTS_DIR": str(REPO / "reports"),
+            "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}",
+            "MPLBACKEND": "Agg",
+        }
+    )
+    return env
+
+
+def start_emulator() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--time-scale", TIME_SCALE],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    if "listening on " not in line:
+        proc.kill()
+        raise RuntimeError(f"emulator did not start (printed {line!r})")
+    return proc, line.split("listening on ")[1].split()[0]
+
+
+def main() -> int:
+    if not (REPO / "include" / "experiments" / "birds.yaml").exists():
+        return fail(
+            "the experiment DAG (include/experiments/birds.yaml, issue #5) is not built yet; "
+            "`make test` runs what exists"
+        )
+    emulator, url = start_emulator()
+    print(f"emulator: {url} (pid {emulator.pid}, time scale x{TIME_SCALE})")
+    try:
+        env = airflow_env(url)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "emulator",
+                "seed-openimages",
+                "--endpoint-url",
+                url,
+                "--images",
+                IMAGES,
+                "--seed",
+                "0",
+            ],
+            cwd=REPO,
+            check=True,
+            env=env,
+        )
+        (REPO / ".airflow").mkdir(exist_ok=True)
+        subprocess.run(
+            [str(BIN / "airflow"), "db", "migrate"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
+        )
+        run = subprocess.run([str(BIN / "airflow"), "dags", "test", DAG_ID], cwd=REPO, env=env)
+        if run.returncode != 0:
+            return fail(f"`airflow dags test {DAG_ID}` failed (exit {run.returncode}); see the task logs above")
+        reports = sorted((REPO / "reports" / DAG_ID).glob("*/report.json"), key=lambda p: p.stat().st_mtime)
+        if not reports:
+            return fail(f"the run succeeded but wrote no report under reports/{DAG_ID}/")
+        print_summary(json.loads(reports[-1].read_text()))
+        print(f"\nreport: {reports[-1].with_name('report.html')}")
+        return 0
+    finally:
+        emulator.terminate()
+        try:
+            emulator.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            emulator.kill()
+
+
+def print_summary(report: dict) -> None:
+    header = (
+        f"{'job':<12} {'status':<10} {'objects':>7} {'human':>6} {'machine':>7} {'machine%':>8} "
+        f"{'cost $':>9} {'mIoU':>5}  pretrained"
+    )
+    print("\n" + header + "\n" + "-" * len(header))
+    for job in report["jobs"]:
+        print(
+            f"{job['key']:<12} {job['status']:<10} {job['objects']:>7} {job['human_labeled']:>6} "
+            f"{job['machine_labeled']:>7} {job['machine_labeled_pct']:>7.1f}% {job['cost_usd']['total']:>9.2f} "
+            f"{job['miou']['all']:>5.2f}  {'yes' if job['pretrained_model_arn'] else 'no'}"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Session-wide test environment: an isolated Airflow home and an in-process emulator on loopback.
+
+The environment is set at import time, before anything imports Airflow, so Airflow's configuration reads it.
+No test reaches beyond loopback: real AWS credentials and profiles are removed from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="gt-airflow-home-"))
+
+for var in list(os.environ):
+    if var.startswith(("AWS_", "AIRFLOW_CONN_", "AIRFLOW__")):
+        del os.environ[var]
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(AIRFLOW_HOME / "logs"),
+        # Dummy credentials for the emulator; the shared config/credentials files are never read.
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "MPLBACKEND": "Agg",
+    }
+)
+sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
+
+
+def aws_conn_uri(endpoint_url: str, region: str = "us-east-1") -> str:
+    return f"aws://testing:testing@/?region_name={region}&endpoint_url={quote(endpoint_url, safe='')}"
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """One emulator for the whole session, in this process (so tests can also look at its state directly)."""
+    from emulator.server import EmulatorServer, build_app
+
+    server = EmulatorServer("127.0.0.1", 0, build_app(time_scale=float(os.environ.get("GT_TEST_TIME_SCALE", "1e6"))))
+    server.start()
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = aws_conn_uri(server.url)
+    os.environ["GT_EMULATOR_URL"] = server.url
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def boto_session(emulator):
+    import boto3
+
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def s3(boto_session, emulator):
+    return boto_session.client("s3", endpoint_url=emulator.url)
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """`airflow db migrate` once per session, into the isolated SQLite database."""
+    airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, env=os.environ.copy(), timeout=300)
+    return AIRFLOW_HOME
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
