@@ -8,6 +8,7 @@ This module routes and translates; it never decides job behaviour.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from emulator.errors import ApiError, PassThrough
 from emulator.faults import FaultConfig, FaultInjector
 
 log = logging.getLogger("emulator")
@@ -27,16 +29,6 @@ log = logging.getLogger("emulator")
 JsonHandler = Callable[[str, dict], dict]
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
-
-
-class ApiError(Exception):
-    """An AWS error answered in the protocol's own shape (`__type` for JSON 1.1)."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
 
 
 def _region_and_service(environ: dict) -> tuple[str, str]:
@@ -73,13 +65,18 @@ class EmulatorApp:
 
         handler = self.json_handlers.get(target)
         if handler is not None:
-            return self._json_call(environ, start_response, handler, region)
-        return self.moto(environ, start_response)
-
-    def _json_call(self, environ: dict, start_response: Callable, handler: JsonHandler, region: str) -> list[bytes]:
-        try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             raw = environ["wsgi.input"].read(length) if length else b"{}"
+            try:
+                return self._json_call(environ, start_response, handler, region, raw)
+            except PassThrough:
+                environ["wsgi.input"] = io.BytesIO(raw)
+        return self.moto(environ, start_response)
+
+    def _json_call(
+        self, environ: dict, start_response: Callable, handler: JsonHandler, region: str, raw: bytes
+    ) -> list[bytes]:
+        try:
             try:
                 body = json.loads(raw or b"{}")
             except json.JSONDecodeError as exc:
@@ -90,6 +87,8 @@ class EmulatorApp:
             return _respond(start_response, 200, result)
         except ApiError as err:
             return _respond(start_response, err.status, {"__type": err.code, "message": err.message})
+        except PassThrough:
+            raise
         except Exception as exc:  # an emulator bug must answer like the service's 500, not kill the thread
             log.exception("internal error in %s", environ.get("HTTP_X_AMZ_TARGET"))
             return _respond(start_response, 500, {"__type": "InternalFailure", "message": str(exc)})
@@ -185,6 +184,8 @@ class EmulatorServer:
 
 def build_app(faults: FaultConfig | None = None, time_scale: float = 1.0) -> EmulatorApp:
     """The application with every handler of ours registered."""
+    from emulator.labeling.responses import register
+
     app = EmulatorApp(FaultInjector(faults))
-    app.time_scale = time_scale
+    app.labeling = register(app, time_scale=time_scale)
     return app

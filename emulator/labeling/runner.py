@@ -1,0 +1,488 @@
+"""One labeling job's life, from Initializing to Completed | Failed | Stopped.
+
+Follows the documented bounding-box schedule: a probe batch of 10 to humans, a training batch of
+`MaxConcurrentTaskCount - 10` (skipped when an initial model is given), a validation batch (20% of the data below
+5,000 objects, 10% above), then rounds of train → calibrate a confidence threshold on the validation set to the
+quality target (mean IoU 0.6) → auto-label the unlabeled objects that clear it → send at most
+`MaxConcurrentTaskCount` of what is left (the least confident first) to humans — until everything is labeled.
+Everything the job reports (machine-labeled share, thresholds, validation mAP) comes out of that training and
+calibration. Durations are modelled from the request and pass on the job's simulated clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from emulator.faults import FaultInjector
+from emulator.labeling.models import LabelingJob, SimClock
+from emulator.labeling.outputs import Label, OutputWriter, read_model_artifact
+from emulator.labeling.storage import S3Location, Storage, StorageError
+from emulator.sim.learner import Detector, calibrate_threshold
+from emulator.sim.openimages import read_reference
+from emulator.sim.workforce import consolidate, worker_answers
+from groundtruth.quality import image_miou
+
+log = logging.getLogger("emulator.labeling")
+
+PROBE_BATCH = 10
+MIN_OBJECTS_FOR_AUTO_LABELING = 1250
+QUALITY_TARGET_MIOU = 0.6
+MAX_IMAGE_BYTES = 6 * 1024 * 1024
+DEFAULT_MAX_CONCURRENT_TASKS = 1000
+TRAINING_EPOCHS = 10
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+class JobFailed(Exception):
+    """The job cannot go on; the message becomes its FailureReason."""
+
+
+class JobStopped(Exception):
+    """StopLabelingJob was called."""
+
+
+@dataclass
+class DataObject:
+    index: int
+    line: dict
+    source_ref: str
+    image: bytes = b""
+    width: int = 0
+    height: int = 0
+    reference: object | None = None
+    label: Label | None = None
+    failure: str | None = None
+
+
+class JobRunner:
+    def __init__(self, job: LabelingJob, clock: SimClock, faults: FaultInjector, storage: Storage | None = None):
+        self.job = job
+        self.clock = clock
+        self.faults = faults
+        self.storage = storage or Storage(job.account_id)
+        self.request = job.request
+        self.htc = job.request["HumanTaskConfig"]
+        seed = int.from_bytes(hashlib.sha256(job.name.lower().encode()).digest()[:8], "little")
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed % (2**31)
+        self.objects: list[DataObject] = []
+        self.class_names: list[str] = []
+        self.initial_model: Detector | None = None
+        self.model: Detector | None = None
+        self.model_data_url: str | None = None  # S3 artifacts of self.model
+        self.writer: OutputWriter | None = None
+        self.workers = max(1, int(self.htc["NumberOfHumanWorkersPerDataObject"]))
+        self.concurrency = int(self.htc.get("MaxConcurrentTaskCount", DEFAULT_MAX_CONCURRENT_TASKS))
+
+    # -- the life ------------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._initialize()
+            with self.job.lock:
+                if self.job.status == "Initializing":
+                    self.job.status = "InProgress"
+            self._check_stop()
+            self._label()
+            self._finish("Completed")
+        except JobStopped:
+            self._finish("Stopped")
+        except JobFailed as failure:
+            self._fail(str(failure))
+        except Exception as exc:  # an emulator bug: the job fails with a reason instead of hanging forever
+            log.exception("labeling job %s crashed", self.job.name)
+            self._fail(f"InternalServerError: {type(exc).__name__}: {exc}")
+
+    def _now(self) -> float:
+        return self.job.created_at + self.job.elapsed
+
+    def _wait(self, sim_seconds: float) -> None:
+        if self.clock.wait(sim_seconds, self.job.stop_requested):
+            raise JobStopped
+        with self.job.lock:
+            self.job.elapsed += sim_seconds
+
+    def _check_stop(self) -> None:
+        if self.job.stop_requested.is_set():
+            raise JobStopped
+
+    def _inject(self, point: str) -> None:
+        if self.faults.job_failure_point(self.job.name) == point:
+            raise JobFailed(f"InternalServerError: injected failure during {point} (emulator fault rule)")
+
+    # -- Initializing --------------------------------------------------------------------------------------------
+    def _initialize(self) -> None:
+        req = self.request
+        self._inject("initializing")
+        pre = self.htc.get("PreHumanTaskLambdaArn", "")
+        if not pre.endswith(":function:PRE-BoundingBox"):
+            raise JobFailed(
+                "ClientError: the emulator simulates bounding-box tasks only "
+                f"(PreHumanTaskLambdaArn ...:function:PRE-BoundingBox), got {pre or 'none'!r}"
+            )
+        self.class_names = self._read_label_categories()
+        ui = self.htc["UiConfig"]
+        if "UiTemplateS3Uri" in ui:
+            self._read(ui["UiTemplateS3Uri"], "the worker task template (UiConfig.UiTemplateS3Uri)")
+        elif not ui.get("HumanTaskUiArn"):
+            raise JobFailed("ClientError: UiConfig needs UiTemplateS3Uri or HumanTaskUiArn")
+        manifest_uri = req["InputConfig"]["DataSource"].get("S3DataSource", {}).get("ManifestS3Uri")
+        if not manifest_uri:
+            raise JobFailed("ClientError: the emulator reads input from InputConfig.DataSource.S3DataSource only")
+        self.objects = self._read_manifest(manifest_uri)
+        output_base = S3Location.parse(req["OutputConfig"]["S3OutputPath"]).join(self.job.name)
+        self.writer = OutputWriter(
+            self.storage, output_base, self.job.name, req["LabelAttributeName"], self.class_names, self.job.region
+        )
+        algo = req.get("LabelingJobAlgorithmsConfig") or {}
+        if algo.get("InitialActiveLearningModelArn"):
+            self.initial_model = self._load_model(algo["InitialActiveLearningModelArn"])
+        self._load_images()
+        failed = sum(1 for o in self.objects if o.failure)
+        self.job.set_counters(Unlabeled=len(self.objects) - failed, FailedNonRetryableError=failed)
+        self._wait(120 + 0.05 * len(self.objects))
+
+    def _read(self, uri: str, what: str) -> bytes:
+        try:
+            return self.storage.read(uri)
+        except StorageError as exc:
+            raise JobFailed(f"ClientError: unable to read {what}: {exc}") from exc
+
+    def _read_label_categories(self) -> list[str]:
+        uri = self.request.get("LabelCategoryConfigS3Uri")
+        if not uri:
+            raise JobFailed("ClientError: LabelCategoryConfigS3Uri is required for bounding-box tasks")
+        raw = self._read(uri, "the label category configuration file (LabelCategoryConfigS3Uri)")
+        try:
+            labels = [entry["label"] for entry in json.loads(raw)["labels"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise JobFailed(
+                f'ClientError: label category configuration {uri} must be JSON like {{"labels": [{{"label": "Bird"}}]}}'
+            ) from exc
+        if not labels or not all(isinstance(label, str) and label for label in labels):
+            raise JobFailed(f"ClientError: label category configuration {uri} lists no labels")
+        return labels
+
+    def _read_manifest(self, uri: str) -> list[DataObject]:
+        raw = self._read(uri, "the input manifest")
+        objects = []
+        for number, text in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+            if not text.strip():
+                continue
+            try:
+                line = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise JobFailed(
+                    f"ClientError: input manifest {uri} line {number} is not valid JSON: {exc.msg}"
+                ) from exc
+            if not isinstance(line, dict) or not isinstance(line.get("source-ref"), str):
+                raise JobFailed(f'ClientError: input manifest {uri} line {number} has no "source-ref" string')
+            objects.append(DataObject(index=len(objects), line=line, source_ref=line["source-ref"]))
+        if not objects:
+            raise JobFailed(f"ClientError: input manifest {uri} holds no data objects")
+        return objects
+
+    def _load_images(self) -> None:
+        missing = []
+        for obj in self.objects:
+            try:
+                obj.image = self.storage.read(obj.source_ref)
+            except StorageError as exc:
+                missing.append(str(exc))
+                continue
+            if len(obj.image) > MAX_IMAGE_BYTES:
+                obj.failure = f"ClientError: {obj.source_ref} is {len(obj.image)} bytes, over the 6 MB image limit"
+                obj.image = b""
+                continue
+            obj.reference = read_reference(obj.image)
+            try:
+                obj.width, obj.height = Image.open(io.BytesIO(obj.image)).size
+            except OSError:
+                obj.failure = f"ClientError: {obj.source_ref} is not a readable image"
+                continue
+            if obj.reference is None:
+                obj.failure = (
+                    f"ClientError: {obj.source_ref} carries no reference boxes; the emulator's simulated workforce "
+                    "labels images of the synthetic Open Images mirror only"
+                )
+        if missing:
+            shown = "; ".join(missing[:3])
+            raise JobFailed(f"ClientError: {len(missing)} data object(s) could not be read: {shown}")
+
+    def _load_model(self, arn: str) -> Detector:
+        try:
+            url = self.storage.model_data_url(self.job.region, arn)
+            weights, _meta = read_model_artifact(self.storage.read(url))
+            model = Detector.from_npz(weights)
+            self.model_data_url = url
+            return model
+        except (StorageError, ValueError) as exc:
+            raise JobFailed(f"ClientError: InitialActiveLearningModelArn {arn} is unusable: {exc}") from exc
+
+    # -- InProgress ----------------------------------------------------------------------------------------------
+    def _pending(self) -> list[DataObject]:
+        return [o for o in self.objects if o.label is None and o.failure is None]
+
+    def _label(self) -> None:
+        order = [self.objects[i] for i in self.rng.permutation(len(self.objects))]
+        queue = [o for o in order if o.failure is None]
+        algo = self.request.get("LabelingJobAlgorithmsConfig")
+        auto = bool(algo) and len(queue) >= MIN_OBJECTS_FOR_AUTO_LABELING
+        if algo and not auto:
+            log.info(
+                "%s: %d objects, fewer than the %d auto-labeling needs: humans label everything",
+                self.job.name,
+                len(queue),
+                MIN_OBJECTS_FOR_AUTO_LABELING,
+            )
+
+        def take(n: int) -> list[DataObject]:
+            batch, queue[:] = queue[:n], queue[n:]
+            return batch
+
+        iteration = 1
+        self._human_batch(iteration, take(PROBE_BATCH))
+        if not auto:
+            while queue and self._may_continue():
+                iteration += 1
+                self._human_batch(iteration, take(self._human_allowance(self.concurrency)))
+            return
+        if self.initial_model is None:
+            iteration += 1
+            self._human_batch(iteration, take(self._human_allowance(self.concurrency - PROBE_BATCH)))
+        validation_size = math.ceil(len(self.objects) * (0.2 if len(self.objects) < 5000 else 0.1))
+        iteration += 1
+        validation = take(self._human_allowance(validation_size))
+        self._human_batch(iteration, validation)
+        self.writer.validation_set(iteration, [self._manifest_line(o) for o in validation])
+
+        self.model = self.initial_model
+        validation_ids = {o.index for o in validation}
+        first_round = True
+        while self._pending() and self._may_continue():
+            iteration += 1
+            # A given initial model is calibrated and used at once; every later round trains (warm) on all
+            # human labels outside the validation set.
+            if not (first_round and self.initial_model is not None):
+                training = [o for o in self.objects if o.label and o.label.human and o.index not in validation_ids]
+                self.model = self._train(iteration, training, validation)
+            first_round = False
+            threshold = self._calibrate(validation)
+            pending = self._pending()
+            predictions = self._infer(iteration, pending)
+            auto_labeled = []
+            if threshold is not None:
+                for obj, pred in zip(pending, predictions, strict=True):
+                    if pred.confidence >= threshold:
+                        obj.label = Label(
+                            boxes=[b for b, _ in pred.boxes],
+                            confidences=[c for _, c in pred.boxes],
+                            human=False,
+                            ts=self._now(),
+                        )
+                        auto_labeled.append(obj)
+            log.info(
+                "%s iteration %d: threshold %s, auto-labeled %d of %d",
+                self.job.name,
+                iteration,
+                threshold,
+                len(auto_labeled),
+                len(pending),
+            )
+            if auto_labeled:
+                self.writer.auto_annotations(iteration, [(o.index, self._content(o)) for o in auto_labeled])
+                self._update_counters()
+            rest = sorted(
+                ((p.confidence, o) for o, p in zip(pending, predictions, strict=True) if o.label is None),
+                key=lambda pair: pair[0],
+            )
+            allowance = self._human_allowance(self.concurrency)
+            if rest and allowance and self._may_continue():
+                self._human_batch(iteration, [o for _, o in rest[:allowance]])
+            elif rest and not auto_labeled:
+                break  # no human budget left and the model labels nothing more
+            self.writer.manifest(self._labeled_lines(), final=False, iteration=iteration)
+
+    def _human_allowance(self, wanted: int) -> int:
+        limit = (self.request.get("StoppingConditions") or {}).get("MaxHumanLabeledObjectCount")
+        if limit is None:
+            return wanted
+        return max(0, min(wanted, limit - self.job.counters["HumanLabeled"]))
+
+    def _may_continue(self) -> bool:
+        pct = (self.request.get("StoppingConditions") or {}).get("MaxPercentageOfInputDatasetLabeled")
+        if pct is None:
+            return True
+        return self.job.counters["TotalLabeled"] * 100 < pct * len(self.objects)
+
+    def _human_batch(self, iteration: int, batch: list[DataObject]) -> None:
+        if not batch:
+            return
+        self._check_stop()
+        self._inject("human")
+        rounds = math.ceil(len(batch) / self.concurrency)
+        queue_wait = 900 if "public-crowd" in self.htc["WorkteamArn"] else 300
+        self._wait(queue_wait + rounds * 0.8 * self.htc["TaskTimeLimitInSeconds"] + 60)
+        ts = self._now()
+        kind = "public" if "public-crowd" in self.htc["WorkteamArn"] else "private"
+        entries = []
+        for obj in batch:
+            answers = worker_answers(obj.reference, self.workers, self.rng)
+            consolidated = consolidate(answers)
+            worker_ids = [f"{kind}.{self.job.region}.{self.rng.integers(16**12):012X}" for _ in range(len(answers))]
+            self.writer.worker_responses(iteration, obj.index, answers, worker_ids, obj.width, obj.height, ts)
+            obj.label = Label(
+                boxes=[b for b, _ in consolidated], confidences=[c for _, c in consolidated], human=True, ts=ts
+            )
+            entries.append((obj.index, self._content(obj)))
+        self.writer.consolidation(iteration, entries, ts)
+        self._update_counters()
+        self.writer.manifest(self._labeled_lines(), final=False, iteration=iteration)
+
+    def _train(self, iteration: int, training: list[DataObject], validation: list[DataObject]) -> Detector:
+        self._check_stop()
+        self._inject("training")
+        model = self.model if self.model is not None else Detector.new(self.seed)
+        name = self.writer.training_job_name(iteration)
+        started = self._now()
+        config = {
+            "num_training_samples": str(len(training)),
+            "epochs": str(TRAINING_EPOCHS),
+            "num_classes": str(len(self.class_names)),
+            "warm_start": "false" if self.model is None else "true",
+        }
+        events: list[tuple[float, str]] = [
+            (started, f"[{_log_time(started)} INFO] Final configuration: {_py2_dict(config)}")
+        ]
+
+        def on_epoch(epoch: int, validation_map: float) -> None:
+            ts = started + 60 * (epoch + 1)
+            events.append(
+                (
+                    ts,
+                    f"[{_log_time(ts)} INFO] #quality_metric: host=algo-1, epoch={epoch}, "
+                    f"validation mAP <score>=({validation_map})",
+                )
+            )
+
+        model.fit(
+            [o.image for o in training],
+            [o.label.boxes for o in training],
+            epochs=TRAINING_EPOCHS,
+            validation=([o.image for o in validation], [o.label.boxes for o in validation]),
+            on_epoch=on_epoch,
+        )
+        self._wait(600 + 3 * len(training))
+        meta = {
+            "format": "gt-emulator-detector",
+            "training_job_name": name,
+            "labeling_job_name": self.job.name,
+            "iteration": iteration,
+            "num_training_samples": len(training),
+            "class_names": self.class_names,
+        }
+        self.model_data_url = self.writer.model_artifact(iteration, name, model.to_npz(), meta).uri
+        self.storage.put_log_events(self.job.region, TRAINING_LOG_GROUP, f"{name}/algo-1-{int(started)}", events)
+        return model
+
+    def _calibrate(self, validation: list[DataObject]) -> float | None:
+        confidences, mious = [], []
+        for obj in validation:
+            pred = self.model.predict(obj.image)
+            confidences.append(pred.confidence)
+            mious.append(image_miou(pred.boxes, obj.label.boxes))
+        return calibrate_threshold(confidences, mious, target=QUALITY_TARGET_MIOU)
+
+    def _infer(self, iteration: int, pending: list[DataObject]):
+        self._check_stop()
+        predictions = [self.model.predict(o.image) for o in pending]
+        self._wait(300 + 0.5 * len(pending))
+        self.writer.inference(
+            iteration,
+            [{"source-ref": o.source_ref} for o in pending],
+            [
+                {
+                    "source-ref": o.source_ref,
+                    "prediction": [[0, c, *b] for b, c in p.boxes],
+                    "confidence": p.confidence,
+                }
+                for o, p in zip(pending, predictions, strict=True)
+            ],
+        )
+        return predictions
+
+    # -- outputs -------------------------------------------------------------------------------------------------
+    def _content(self, obj: DataObject) -> dict:
+        return self.writer.label_content(obj.label, obj.width, obj.height)
+
+    def _manifest_line(self, obj: DataObject) -> dict:
+        line = dict(obj.line)
+        if obj.label is not None:
+            line.update(self._content(obj))
+        elif obj.failure is not None:
+            line[f"{self.request['LabelAttributeName']}-metadata"] = {
+                "failure-reason": obj.failure,
+                "human-annotated": "no",
+                "job-name": f"labeling-job/{self.job.name.lower()}",
+            }
+        return line
+
+    def _labeled_lines(self) -> list[dict]:
+        return [self._manifest_line(o) for o in self.objects if o.label is not None or o.failure is not None]
+
+    def _update_counters(self) -> None:
+        human = sum(1 for o in self.objects if o.label and o.label.human)
+        machine = sum(1 for o in self.objects if o.label and not o.label.human)
+        failed = sum(1 for o in self.objects if o.failure)
+        self.job.set_counters(
+            HumanLabeled=human,
+            MachineLabeled=machine,
+            FailedNonRetryableError=failed,
+            Unlabeled=len(self.objects) - human - machine - failed,
+        )
+
+    def _finish(self, status: str) -> None:
+        output: dict[str, str] = {}
+        if self.writer is not None:
+            output["OutputDatasetS3Uri"] = self.writer.manifest(self._labeled_lines(), final=True).uri
+            if self.model is not None and status == "Completed":
+                output["FinalActiveLearningModelArn"] = self._register_final_model()
+        self._update_counters()
+        with self.job.lock:
+            self.job.status = status
+            self.job.output = output or None
+        log.info("labeling job %s %s: %s", self.job.name, status, self.job.counters)
+
+    def _register_final_model(self) -> str:
+        """The last round's model as a SageMaker Model, usable as another job's InitialActiveLearningModelArn."""
+        name = self.writer.training_job_name(0).replace("-train-0", "-final")
+        return self.storage.create_model(
+            self.job.region,
+            name,
+            self.model_data_url,
+            self.request["RoleArn"],
+            [{"Key": "sagemaker:labeling-job", "Value": self.job.name}],
+        )
+
+    def _fail(self, reason: str) -> None:
+        with self.job.lock:
+            self.job.status = "Failed"
+            self.job.failure_reason = reason[:1024]
+        log.info("labeling job %s Failed: %s", self.job.name, reason)
+
+
+def _log_time(ts: float) -> str:
+    return time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(ts))
+
+
+def _py2_dict(values: dict[str, str]) -> str:
+    # The built-in algorithm logs its configuration as a Python 2 dict repr; the notebook parses exactly that.
+    return "{" + ", ".join(f"u'{k}': u'{v}'" for k, v in values.items()) + "}"

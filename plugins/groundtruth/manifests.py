@@ -1,0 +1,117 @@
+"""Input manifests, the label-category file and the bounding-box worker task template.
+
+Everything that comes from configuration is HTML-escaped before it enters the template: a class name is data,
+never markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+
+def input_manifest(source_refs: Iterable[str]) -> str:
+    """JSON Lines, one `{"source-ref": "s3://..."}` per image."""
+    return "".join(json.dumps({"source-ref": ref}) + "\n" for ref in source_refs)
+
+
+def read_manifest(stream: IO[bytes]) -> Iterator[dict]:
+    """Lines of a (possibly large) manifest, streamed; blank lines skipped, a bad line named by its number."""
+    for number, raw in enumerate(stream, start=1):
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"manifest line {number} is not valid JSON: {exc.msg}") from exc
+        if not isinstance(line, dict):
+            raise ValueError(f"manifest line {number} is not a JSON object")
+        yield line
+
+
+def class_labels(names: list[str]) -> str:
+    """The LabelCategoryConfigS3Uri file: `{"labels": [{"label": ...}]}`."""
+    if not names or any(not isinstance(n, str) or not n.strip() for n in names):
+        raise ValueError("class labels must be a non-empty list of non-empty names")
+    return json.dumps({"labels": [{"label": n} for n in names]})
+
+
+def instructions_png(examples: list[tuple[bytes, list[tuple[float, float, float, float]]]], class_name: str) -> bytes:
+    """Example images with their reference boxes drawn on, as the notebook's instructions show workers.
+
+    `examples` holds (JPEG bytes, boxes as Open Images fractions xmin, xmax, ymin, ymax).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig = plt.figure(facecolor="white", dpi=100, figsize=(3, 3.5 * max(1, len(examples))))
+    fig.suptitle(f"Please draw a box\naround each {class_name}\nlike the examples below.\nThank you!", fontsize=12)
+    for i, (jpeg, boxes) in enumerate(examples, start=1):
+        image = Image.open(io.BytesIO(jpeg)).convert("RGB")
+        width, height = image.size
+        ax = fig.add_subplot(len(examples), 1, i)
+        ax.imshow(image)
+        for xmin, xmax, ymin, ymax in boxes:
+            ax.add_patch(
+                plt.Rectangle(
+                    (xmin * width, ymin * height),
+                    (xmax - xmin) * width,
+                    (ymax - ymin) * height,
+                    fill=False,
+                    lw=3,
+                    edgecolor="blue",
+                )
+            )
+        ax.axis("off")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=60)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def bounding_box_template(class_name: str, instructions: bytes | None = None) -> str:
+    """The worker UI (crowd-bounding-box Liquid template) with the class name escaped and the example image inline."""
+    name = html.escape(class_name, quote=True)
+    picture = ""
+    if instructions:
+        encoded = base64.b64encode(instructions).decode("ascii")
+        picture = f'<img src="data:image/png;base64,{encoded}" style="max-width:100%">'
+    header = (
+        f"Dear Annotator, please draw a tight box around each {name} you see "
+        "(if there are more than 8, draw boxes around at least 8). Thank you!"
+    )
+    return f"""<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
+<crowd-form>
+  <crowd-bounding-box
+    name="boundingBox"
+    src="{{{{ task.input.taskObject | grant_read_access }}}}"
+    header="{header}"
+    labels="{{{{ task.input.labels | to_json | escape }}}}"
+  >
+    <full-instructions header="Please annotate each {name}.">
+      <ol>
+        <li><strong>Inspect</strong> the image</li>
+        <li><strong>Determine</strong> if the specified label is/are visible in the picture.</li>
+        <li><strong>Outline</strong> each instance of the specified label using the provided "Box" tool.</li>
+      </ol>
+      <ul>
+        <li>Boxes should fit tight around each object</li>
+        <li>Do not include parts of the object that are overlapping or that cannot be seen.</li>
+        <li>Avoid including shadows.</li>
+        <li>If the target is off screen, draw the box up to the edge of the image.</li>
+      </ul>
+    </full-instructions>
+    <short-instructions>
+      {picture}
+    </short-instructions>
+  </crowd-bounding-box>
+</crowd-form>
+"""

@@ -1,0 +1,266 @@
+"""
+``LabelingJobTrigger``: waits for a labeling job in the triggerer, a small async loop around the hook.
+
+Cancellation, as Airflow 3.3's triggerer does it (airflow/jobs/triggerer_job_runner.py, ``run_trigger``):
+
+* When the trigger is no longer assigned to this triggerer, the runner cancels its task with the message
+  ``"__airflow_user_action__"`` and then awaits ``BaseTrigger.on_kill()`` (bounded by ``[triggerer] on_kill_timeout``).
+  That happens when a user marks the deferred task failed or successful, or clears it — and also when another
+  triggerer has taken the trigger over.
+* Triggerer shutdown/restart cancels without that message: ``on_kill`` is not called and the trigger is resumed
+  elsewhere from its serialized kwargs. A trigger timeout is not a kill either. ``cleanup()`` runs on every exit,
+  so stopping the job there would stop it on every rolling deploy.
+
+So ``run()`` never stops the job on ``CancelledError``; :meth:`LabelingJobTrigger.on_kill` does, and first asks the
+API server what the task instance's state is now: only a task that is finished (failed, success, skipped, ...) stops
+the job. A cleared task (no state, scheduled, queued, running again, deferred again) will reattach to the job, and a
+takeover by another triggerer leaves the task deferred; neither should cost the work already paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
+from botocore.exceptions import BotoCoreError, ClientError
+
+from groundtruth.hooks import (
+    FAILURE_STATES,
+    SUCCESS_STATES,
+    THIRTY_DAYS,
+    LabelingJobHook,
+    backoff_delay,
+    description_subset,
+    failure_message,
+    is_not_found_error,
+    is_transient_error,
+    progress_message,
+)
+
+# --------------------------------------------------------------------------------------------------------------------
+# What a kill means for the job: decided from the task instance's state at the time of the kill.
+# --------------------------------------------------------------------------------------------------------------------
+UNKNOWN_STATE = "<unknown>"
+
+# States of a task instance that will run (or already runs) again and then reattaches to the same job.
+_WILL_RUN_AGAIN = frozenset({None, "none", "scheduled", "queued", "restarting", "up_for_retry", "up_for_reschedule"})
+
+
+def kill_should_stop_job(ti_state: str | None, *, in_triggerer: bool) -> bool:
+    """
+    Whether killing the task should stop the labeling job, given the task instance's state at kill time.
+
+    * Unknown state → stop: the kill is the user's explicit wish and we cannot show it was a clear.
+    * Cleared (no state, scheduled, queued, restarting, up_for_retry) → keep: the next try reattaches.
+    * In the triggerer, ``running``/``deferred`` mean a new try already took over (or another triggerer did) → keep.
+      On the worker, ``running`` is the try being killed itself (SIGTERM, execution timeout) → stop.
+    * Anything else (failed, success, skipped, upstream_failed, removed) → stop.
+    """
+    if ti_state == UNKNOWN_STATE:
+        return True
+    if ti_state in _WILL_RUN_AGAIN:
+        return False
+    return not (in_triggerer and ti_state in ("running", "deferred"))
+
+
+def task_instance_state(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str | None:
+    """
+    The task instance's current state from the API server (through the task/trigger supervisor), or
+    :data:`UNKNOWN_STATE` when it cannot be read (no supervisor, e.g. in unit tests or outside Airflow).
+    """
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        states = RuntimeTaskInstance.get_task_states(
+            dag_id=dag_id, task_ids=[task_id], run_ids=[run_id], map_index=map_index
+        )
+    except Exception:  # noqa: BLE001 -- any failure here means "unknown", which the caller handles safely
+        return UNKNOWN_STATE
+    per_run = (states or {}).get(run_id) or {}
+    key = task_id if map_index is None or map_index < 0 else f"{task_id}_{map_index}"
+    return per_run.get(key, UNKNOWN_STATE)
+
+
+def task_instance_state_with_timeout(
+    dag_id: str, run_id: str, task_id: str, map_index: int = -1, timeout: float = 5.0
+) -> str | None:
+    """
+    :func:`task_instance_state` on a helper thread, giving up after ``timeout`` seconds.
+
+    ``on_kill`` runs inside the SIGTERM handler, possibly while the interrupted main thread holds the supervisor
+    channel's lock; a direct call could deadlock, a helper thread just times out into "unknown".
+    """
+    result: list[str | None] = [UNKNOWN_STATE]
+
+    def lookup() -> None:
+        result[0] = task_instance_state(dag_id, run_id, task_id, map_index)
+
+    thread = threading.Thread(target=lookup, name="groundtruth-ti-state", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return result[0] if not thread.is_alive() else UNKNOWN_STATE
+
+
+class LabelingJobTrigger(BaseTrigger):
+    """
+    Wait for a labeling job to finish, without blocking the triggerer's event loop.
+
+    Events: ``{"status": "success" | "failed" | "timeout" | "error", "job_name": ..., "message": ...,
+    "description": <JSON-safe subset of DescribeLabelingJob, or None>}``.
+
+    :param job_name: the labeling job to watch.
+    :param aws_conn_id: Airflow AWS connection (its ``endpoint_url`` extra is honoured).
+    :param region_name: AWS region; default from the connection.
+    :param verify: SSL verification for the client.
+    :param botocore_config: botocore client configuration dict.
+    :param poke_interval: seconds between describes.
+    :param max_wait: seconds to wait before a ``timeout`` event. Turned into an absolute ``deadline`` at
+        construction, and the deadline is what is serialized, so a triggerer restart does not restart the clock.
+    :param deadline: absolute POSIX time after which to give up (overrides ``max_wait``).
+    :param stop_on_cancel: stop the job when the task is killed while deferred (see :meth:`on_kill`).
+    """
+
+    # Seams for tests: no real sleeping, no wall clock, no randomness.
+    _sleep: Callable[[float], Any] = staticmethod(asyncio.sleep)
+    _clock: Callable[[], float] = staticmethod(time.time)
+    _rand: Callable[[float, float], float] = staticmethod(random.uniform)
+
+    def __init__(
+        self,
+        job_name: str,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+        poke_interval: float = 60,
+        max_wait: float = THIRTY_DAYS,
+        deadline: float | None = None,
+        stop_on_cancel: bool = True,
+        kill_state_timeout: float = 10.0,
+    ):
+        super().__init__()
+        self.job_name = job_name
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+        self.poke_interval = poke_interval
+        self.deadline = float(deadline) if deadline is not None else self._clock() + float(max_wait)
+        self.stop_on_cancel = stop_on_cancel
+        self.kill_state_timeout = kill_state_timeout
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_name": self.job_name,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
+                "poke_interval": self.poke_interval,
+                "deadline": self.deadline,
+                "stop_on_cancel": self.stop_on_cancel,
+                "kill_state_timeout": self.kill_state_timeout,
+            },
+        )
+
+    def hook(self) -> LabelingJobHook:
+        return LabelingJobHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+        )
+
+    def _event(self, status: str, message: str, description: dict | None = None) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": status,
+                "job_name": self.job_name,
+                "message": message,
+                "description": description_subset(description) if description else None,
+            }
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self.hook()
+        transient_errors = 0
+        last: dict | None = None
+        async with await hook.get_async_conn() as client:
+            while True:
+                try:
+                    description = await hook.describe_labeling_job_async(self.job_name, client=client)
+                except (ClientError, BotoCoreError) as error:
+                    if is_not_found_error(error):
+                        yield self._event("error", f"Labeling job {self.job_name} does not exist: {error}")
+                        return
+                    if not is_transient_error(error):
+                        yield self._event("error", f"Describing labeling job {self.job_name} failed: {error}", last)
+                        return
+                    delay = backoff_delay(
+                        transient_errors, base=max(1.0, min(self.poke_interval, 5.0)), rand=self._rand
+                    )
+                    transient_errors += 1
+                    self.log.warning(
+                        "Describing labeling job %s failed transiently (%s); trying again in %.1fs",
+                        self.job_name,
+                        error,
+                        delay,
+                    )
+                else:
+                    transient_errors = 0
+                    last = description
+                    self.log.info(progress_message(description))
+                    status = description.get("LabelingJobStatus")
+                    if status in SUCCESS_STATES:
+                        yield self._event("success", f"Labeling job {self.job_name} completed", description)
+                        return
+                    if status in FAILURE_STATES:
+                        yield self._event("failed", failure_message(description), description)
+                        return
+                    delay = self.poke_interval
+                remaining = self.deadline - self._clock()
+                if remaining <= 0:
+                    status = last.get("LabelingJobStatus") if last else "unknown"
+                    yield self._event(
+                        "timeout",
+                        f"Labeling job {self.job_name} was still {status} at the deadline; it keeps running and "
+                        "re-running the task reattaches to it.",
+                        last,
+                    )
+                    return
+                await self._sleep(min(delay, remaining))
+
+    async def _current_task_state(self) -> str | None:
+        ti = self.task_instance
+        if ti is None:
+            return UNKNOWN_STATE
+        lookup = sync_to_async(task_instance_state)
+        try:
+            return await asyncio.wait_for(
+                lookup(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1)), self.kill_state_timeout
+            )
+        except TimeoutError:
+            return UNKNOWN_STATE
+
+    async def on_kill(self) -> None:
+        """Stop the job when the user ended the deferred task (see the module docstring for when this runs)."""
+        if not self.stop_on_cancel:
+            return
+        state = await self._current_task_state()
+        if not kill_should_stop_job(state, in_triggerer=True):
+            self.log.info(
+                "Task instance is now %s, so it will run again and reattach: leaving labeling job %s running",
+                state,
+                self.job_name,
+            )
+            return
+        self.log.info("Task was killed (task instance state %s): stopping labeling job %s", state, self.job_name)
+        await self.hook().stop_labeling_job_async(self.job_name)
