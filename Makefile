@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(REQ_HASH)
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv demo test lint airflow emulator lock clean
+.PHONY: help venv browser demo test lint airflow emulator lock clean
 
 help:
 	@echo "make demo     run labeling_experiment_birds end to end on the local AWS stand-in"
@@ -30,10 +30,18 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
+# Headless Chromium renders the report in the screenshot test: Debian's package, installed once when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$${GT_CHROMIUM:-}" ] || { \
+	  echo "installing Debian's chromium (for the report screenshot test)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+	  || { echo "could not install chromium: apt-get install chromium, or set GT_CHROMIUM=/path/to/chrome" >&2; exit 1; }; }
+
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -63,11 +63,6 @@ def start_emulator() -> tuple[subprocess.Popen, str]:
 
 
 def main() -> int:
-    if not (REPO / "include" / "experiments" / "birds.yaml").exists():
-        return fail(
-            "the experiment DAG (include/experiments/birds.yaml, issue #5) is not built yet; "
-            "`make test` runs what exists"
-        )
     emulator, url = start_emulator()
     print(f"emulator: {url} (pid {emulator.pid}, time scale x{TIME_SCALE})")
     try:
@@ -99,8 +94,15 @@ def main() -> int:
         reports = sorted((REPO / "reports" / DAG_ID).glob("*/report.json"), key=lambda p: p.stat().st_mtime)
         if not reports:
             return fail(f"the run succeeded but wrote no report under reports/{DAG_ID}/")
-        print_summary(json.loads(reports[-1].read_text()))
-        print(f"\nreport: {reports[-1].with_name('report.html')}")
+        from groundtruth.report import summary_text
+
+        report = json.loads(reports[-1].read_text())
+        print(f"\n{DAG_ID} run {report['run_id']}\n")
+        print(summary_text(report))
+        pretrained = {j["key"]: j["pretrained_model_arn"] for j in report["jobs"]}
+        print(f"\niteration-2 started from: {pretrained.get('iteration-2')}")
+        print(f"iteration-3 started from: {pretrained.get('iteration-3')}")
+        print(f"report: {reports[-1].with_name('report.html')}")
         return 0
     finally:
         emulator.terminate()
@@ -108,20 +110,6 @@ def main() -> int:
             emulator.wait(timeout=20)
         except subprocess.TimeoutExpired:
             emulator.kill()
-
-
-def print_summary(report: dict) -> None:
-    header = (
-        f"{'job':<12} {'status':<10} {'objects':>7} {'human':>6} {'machine':>7} {'machine%':>8} "
-        f"{'cost $':>9} {'mIoU':>5}  pretrained"
-    )
-    print("\n" + header + "\n" + "-" * len(header))
-    for job in report["jobs"]:
-        print(
-            f"{job['key']:<12} {job['status']:<10} {job['objects']:>7} {job['human_labeled']:>6} "
-            f"{job['machine_labeled']:>7} {job['machine_labeled_pct']:>7.1f}% {job['cost_usd']['total']:>9.2f} "
-            f"{job['miou']['all']:>5.2f}  {'yes' if job['pretrained_model_arn'] else 'no'}"
-        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="gt-airflow-home-"))
+# One DAGs folder for the whole session (Airflow's bundle manager keeps the first one it sees): the project's DAG
+# files, linked, plus whatever DAG files tests add. The factories find include/ through GT_INCLUDE_DIR.
+DAGS_HOME = AIRFLOW_HOME / "dags"
+DAGS_HOME.mkdir()
+for dag_file in (REPO / "dags").glob("*.py"):
+    (DAGS_HOME / dag_file.name).symlink_to(dag_file)
 
 for var in list(os.environ):
     if var.startswith(("AWS_", "AIRFLOW_CONN_", "AIRFLOW__")):
@@ -25,7 +31,8 @@ for var in list(os.environ):
 os.environ.update(
     {
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_HOME),
+        "GT_INCLUDE_DIR": str(REPO / "include"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
@@ -71,6 +78,14 @@ def boto_session(emulator):
 @pytest.fixture(scope="session")
 def s3(boto_session, emulator):
     return boto_session.client("s3", endpoint_url=emulator.url)
+
+
+@pytest.fixture(scope="session")
+def mirror(emulator):
+    """The synthetic Open Images mirror (2,500 birds of at most 6 MB, plus others), seeded once per session."""
+    from emulator.sim.openimages import seed_openimages
+
+    return seed_openimages(emulator.url, images=2500, seed=0)
 
 
 @pytest.fixture(scope="session")
