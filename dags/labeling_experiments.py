@@ -8,6 +8,7 @@ every valid experiment still loads.
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from airflow.sdk import DAG, Param, task
 
 from groundtruth.config import ConfigError, ExperimentConfig, load_experiment
-from groundtruth.operators import CreateLabelingJobOperator
+from groundtruth.operators import CreateLabelingJobOperator, ExperimentReportOperator
 
 EXPERIMENTS_DIR = Path(os.environ.get("GT_INCLUDE_DIR", Path(__file__).resolve().parent.parent / "include"))
 EXPERIMENTS_DIR = EXPERIMENTS_DIR / "experiments"
@@ -150,22 +151,6 @@ def build_dag(config: ExperimentConfig) -> DAG:
                 cfg, iteration, experiment.inputs_for(iteration, written, layout), name, model
             )
 
-        @task(task_id="render_report", execution_timeout=timedelta(hours=1))
-        def render_report(jobs: list[dict], params=None, run_id=None) -> dict:
-            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-            from groundtruth import experiment
-
-            cfg = context_config(params)
-
-            def client(kind: str):
-                return AwsBaseHook(aws_conn_id=cfg.aws_conn_id, client_type=kind, region_name=cfg.region).get_conn()
-
-            layout = experiment.RunLayout.of(cfg, run_id)
-            return experiment.report(
-                clients(cfg), client("logs"), client("sagemaker"), cfg, layout, dag.dag_id, run_id, jobs
-            )
-
         def label(iteration: int, request) -> CreateLabelingJobOperator:
             return CreateLabelingJobOperator(
                 task_id=f"label_iteration_{iteration}",
@@ -183,8 +168,24 @@ def build_dag(config: ExperimentConfig) -> DAG:
         job_1 = label(1, build_request.override(task_id="build_request_iteration_1")(written, 1))
         job_2 = label(2, build_request.override(task_id="build_request_iteration_2")(written, 2, job_1.output))
         job_3 = label(3, build_request.override(task_id="build_request_iteration_3")(written, 3))
-        render_report([job_1.output, job_2.output, job_3.output])
+        ExperimentReportOperator(
+            task_id="render_report",
+            jobs=[job_1.output, job_2.output, job_3.output],
+            render=functools.partial(_render_report, base),
+            aws_conn_id=config.aws_conn_id,
+            region_name=config.region,
+            execution_timeout=timedelta(hours=1),
+        )
     return dag
+
+
+def _render_report(base: ExperimentConfig, s3, logs, sagemaker, context, jobs: list[dict]) -> dict:
+    from groundtruth import experiment
+    from groundtruth.config import with_params
+
+    cfg = with_params(base, context["params"])
+    layout = experiment.RunLayout.of(cfg, context["run_id"])
+    return experiment.report(s3, logs, sagemaker, cfg, layout, context["dag"].dag_id, context["run_id"], jobs)
 
 
 class _InvalidExperiments(DAG):

@@ -57,15 +57,7 @@ class RunLayout:
 
 
 def _exists(s3, bucket: str, key: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
+    return head_sizes(s3, bucket, [key], workers=1)[key] is not None
 
 
 def ensure_bucket(s3, config: ExperimentConfig) -> None:

@@ -56,9 +56,14 @@ TRANSIENT_ERROR_CODES = THROTTLING_ERROR_CODES | {
     "PriorRequestNotComplete",
 }
 
+
 # Retries inside botocore, before our own loops see an error: adaptive mode also rate-limits the client once the
 # service starts throttling. The connection's `config_kwargs` (or the operator's botocore_config) win key by key.
-DEFAULT_BOTOCORE_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 12}, connect_timeout=10, read_timeout=60)
+def default_botocore_config() -> Config:
+    """A fresh default client config each time: botocore rewrites a Config's ``retries`` dict in place when it
+    builds a client (``max_attempts`` becomes ``total_max_attempts``), so a shared instance would drift."""
+    return Config(retries={"mode": "adaptive", "max_attempts": 12}, connect_timeout=10, read_timeout=60)
+
 
 _NOT_FOUND_MESSAGE = re.compile(r"not found|does not exist|could not find|cannot find", re.IGNORECASE)
 
@@ -250,7 +255,7 @@ class LabelingJobHook(SageMakerHook):
 
     @property
     def config(self) -> Config:
-        return DEFAULT_BOTOCORE_CONFIG.merge(super().config)
+        return default_botocore_config().merge(super().config)
 
     @cached_property
     def waiter_path(self) -> Path:

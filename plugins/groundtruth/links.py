@@ -94,3 +94,20 @@ def persist_labeling_job_links(
         url = link.format_link(aws_domain=BaseAwsLink.get_aws_domain(aws_partition), **params)
         if url:
             context["ti"].xcom_push(key=link.xcom_key, value=url)
+
+
+class ExperimentReportLink(BaseAwsLink):
+    """The experiment's `report.html`: in the S3 console on AWS, or straight from the endpoint of a local stand-in."""
+
+    name = "Experiment Report"
+    key = "groundtruth_experiment_report"
+    format_str = "https://console.{aws_domain}/s3/object/{bucket}?region={region_name}&prefix={object_key}"
+
+    def format_link(self, **kwargs: Any) -> str:
+        if not kwargs.get("bucket") or not kwargs.get("object_key"):
+            return ""
+        if kwargs.get("endpoint_url"):
+            return f"{kwargs['endpoint_url'].rstrip('/')}/{kwargs['bucket']}/{quote(kwargs['object_key'])}"
+        return super().format_link(
+            **{**kwargs, "aws_domain": _domain(kwargs.get("aws_domain")), "object_key": quote(kwargs["object_key"])}
+        )

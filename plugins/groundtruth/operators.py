@@ -44,7 +44,12 @@ from groundtruth.hooks import (
     progress_message,
     summarize_labeling_job,
 )
-from groundtruth.links import LabelingJobConsoleLink, LabelingJobOutputLink, persist_labeling_job_links
+from groundtruth.links import (
+    ExperimentReportLink,
+    LabelingJobConsoleLink,
+    LabelingJobOutputLink,
+    persist_labeling_job_links,
+)
 from groundtruth.requests import (
     RequestValidationError,
     coerce_request_types,
@@ -489,3 +494,47 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
             inputs=[Dataset(namespace=namespace, name=name) for namespace, name in inputs],
             outputs=[Dataset(namespace=namespace, name=name) for namespace, name in outputs],
         )
+
+
+class ExperimentReportOperator(AwsBaseOperator[LabelingJobHook]):
+    """Render an experiment run's comparison report (HTML, JSON, PNGs), upload it beside the run, link to it.
+
+    ``jobs`` are the three labeling tasks' return values (templated, usually their XComArgs); ``render`` is the
+    callable doing the work (``groundtruth.experiment.report`` bound to the run's config), given the S3, Logs and
+    SageMaker clients of this operator's connection.
+    """
+
+    aws_hook_class = LabelingJobHook
+    template_fields: Sequence[str] = aws_template_fields("jobs")
+    operator_extra_links = (ExperimentReportLink(),)
+
+    def __init__(self, *, jobs: Any, render: Callable[..., dict], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.jobs = jobs
+        self.render = render
+
+    def execute(self, context: Context) -> dict:
+        region = self.hook.region_name
+        session = self.hook.get_session(region_name=region)
+        endpoint = self.hook.conn_config.endpoint_url
+
+        def client(kind: str):
+            return session.client(
+                kind,
+                endpoint_url=self.hook.conn_config.get_service_endpoint_url(kind),
+                config=self.hook.config,
+                verify=self.hook.verify,
+            )
+
+        result = self.render(client("s3"), client("logs"), client("sagemaker"), context, list(self.jobs))
+        bucket, _, key = result["report_uri"].removeprefix("s3://").partition("/")
+        ExperimentReportLink.persist(
+            context=context,
+            operator=self,
+            region_name=region,
+            aws_partition=self.hook.conn_partition,
+            bucket=bucket,
+            object_key=key,
+            endpoint_url=endpoint,
+        )
+        return result

@@ -1,5 +1,5 @@
 """
-The Airflow plugin of this package: registers the labeling-job extra links.
+The Airflow plugin of this package: registers the labeling-job and report extra links.
 
 In Airflow 3 the operators carry the links themselves (``operator_extra_links``); the URLs reach the UI through XCom
 (see ``groundtruth.links``). Registering them here follows the documented pattern ("Define an operator extra link"),
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from groundtruth.links import LabelingJobConsoleLink, LabelingJobOutputLink
+from groundtruth.links import ExperimentReportLink, LabelingJobConsoleLink, LabelingJobOutputLink
 
 
 class GroundTruthPlugin(AirflowPlugin):
     name = "groundtruth"
-    operator_extra_links = [LabelingJobConsoleLink(), LabelingJobOutputLink()]
+    operator_extra_links = [LabelingJobConsoleLink(), LabelingJobOutputLink(), ExperimentReportLink()]
     global_operator_extra_links = []

@@ -53,6 +53,10 @@ def test_small_run_then_rerun_copies_nothing_and_creates_no_job(birds_dag, boto_
     report = json.loads(local.with_name("report.json").read_text())
     assert [j["key"] for j in report["jobs"]] == ["iteration-1", "iteration-2", "iteration-3"]
     assert report["dag_id"] == DAG_ID and report["run_id"] == first.run_id
+    link = first.get_task_instance("render_report").xcom_pull(
+        task_ids="render_report", key="groundtruth_experiment_report"
+    )
+    assert link["object_key"].endswith("/report/report.html") and link["endpoint_url"] == emulator.url
     bucket, key = report_out["report_uri"][5:].split("/", 1)
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read().startswith(b"<!DOCTYPE html>")
 

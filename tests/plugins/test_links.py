@@ -6,8 +6,8 @@ from pathlib import Path
 
 from airflow._shared.module_loading import find_path_from_directory
 
-from groundtruth.links import LabelingJobConsoleLink, LabelingJobOutputLink, job_output_location
-from groundtruth.operators import CreateLabelingJobOperator
+from groundtruth.links import ExperimentReportLink, LabelingJobConsoleLink, LabelingJobOutputLink, job_output_location
+from groundtruth.operators import CreateLabelingJobOperator, ExperimentReportOperator
 from groundtruth.plugin import GroundTruthPlugin
 from groundtruth.sensors import LabelingJobSensor
 
@@ -42,10 +42,12 @@ def test_links_without_parameters_are_empty():
 
 
 def test_operators_carry_the_links_and_the_plugin_registers_them():
-    names = {link.name for link in GroundTruthPlugin.operator_extra_links}
-    assert names == {"Labeling Job", "Labeling Job Output"}
+    registered = {link.name for link in GroundTruthPlugin.operator_extra_links}
+    names = {"Labeling Job", "Labeling Job Output"}
+    assert registered == names | {"Experiment Report"}
     assert {link.name for link in CreateLabelingJobOperator.operator_extra_links} == names
     assert {link.name for link in LabelingJobSensor.operator_extra_links} == names
+    assert {link.name for link in ExperimentReportOperator.operator_extra_links} == {"Experiment Report"}
     assert GroundTruthPlugin.global_operator_extra_links == []
     # Not bound to operators: binding would replace the XCom-backed links on the API server.
     assert all(not link.operators for link in GroundTruthPlugin.operator_extra_links)
@@ -56,3 +58,16 @@ def test_airflow_loads_only_plugin_py_from_the_package():
     found = [Path(p).relative_to(PLUGINS).as_posix() for p in find_path_from_directory(str(PLUGINS), ".airflowignore")]
     assert "groundtruth/plugin.py" in found
     assert not [p for p in found if p.startswith("groundtruth/") and p != "groundtruth/plugin.py"]
+
+
+def test_report_link_opens_the_object_in_the_console_or_on_a_local_endpoint():
+    link = ExperimentReportLink()
+    on_aws = link.format_link(
+        region_name="eu-west-1", aws_domain="aws.amazon.com", bucket="b", object_key="p/r/report.html"
+    )
+    assert on_aws == "https://console.aws.amazon.com/s3/object/b?region=eu-west-1&prefix=p/r/report.html"
+    local = link.format_link(
+        region_name="us-east-1", bucket="b", object_key="p/report.html", endpoint_url="http://127.0.0.1:4566/"
+    )
+    assert local == "http://127.0.0.1:4566/b/p/report.html"
+    assert link.format_link(region_name="us-east-1", bucket="", object_key="x") == ""
