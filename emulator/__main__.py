@@ -28,6 +28,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(args: argparse.Namespace) -> int:
+    import time
+
+    from emulator.sim.openimages import seed_openimages
+
+    started = time.perf_counter()
+    summary = seed_openimages(args.endpoint_url, images=args.images, seed=args.seed, bucket=args.bucket)
+    print(f"seeded s3://{args.bucket} in {time.perf_counter() - started:.1f} s: {summary}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,10 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--fault-only", default="", help="fault: comma-separated operations/services it applies to")
     serve.set_defaults(func=_serve)
 
+    seed = sub.add_parser("seed-openimages", help="create the synthetic Open Images mirror on an endpoint")
+    seed.add_argument("--endpoint-url", required=True, help="the emulator's URL, e.g. http://127.0.0.1:4566")
+    seed.add_argument("--images", type=int, default=2500, help="bird images of at most 6 MB (others come on top)")
+    seed.add_argument("--seed", type=int, default=0, help="the same seed gives the same bytes")
+    seed.add_argument("--bucket", default="open-images-dataset")
+    seed.set_defaults(func=_seed)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if args.time_scale <= 0 if args.command == "serve" else False:
+    if args.command == "serve" and args.time_scale <= 0:
         parser.error("--time-scale must be > 0")
+    if args.command == "seed-openimages" and args.images < 1:
+        parser.error("--images must be >= 1")
     return args.func(args)
 
 

@@ -66,50 +66,54 @@ def main() -> int:
     emulator, url = start_emulator()
     print(f"emulator: {url} (pid {emulator.pid}, time scale x{TIME_SCALE})")
     try:
-        env = airflow_env(url)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "emulator",
-                "seed-openimages",
-                "--endpoint-url",
-                url,
-                "--images",
-                IMAGES,
-                "--seed",
-                "0",
-            ],
-            cwd=REPO,
-            check=True,
-            env=env,
-        )
-        (REPO / ".airflow").mkdir(exist_ok=True)
-        subprocess.run(
-            [str(BIN / "airflow"), "db", "migrate"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL
-        )
-        run = subprocess.run([str(BIN / "airflow"), "dags", "test", DAG_ID], cwd=REPO, env=env)
-        if run.returncode != 0:
-            return fail(f"`airflow dags test {DAG_ID}` failed (exit {run.returncode}); see the task logs above")
-        reports = sorted((REPO / "reports" / DAG_ID).glob("*/report.json"), key=lambda p: p.stat().st_mtime)
-        if not reports:
-            return fail(f"the run succeeded but wrote no report under reports/{DAG_ID}/")
-        from groundtruth.report import summary_text
-
-        report = json.loads(reports[-1].read_text())
-        print(f"\n{DAG_ID} run {report['run_id']}\n")
-        print(summary_text(report))
-        pretrained = {j["key"]: j["pretrained_model_arn"] for j in report["jobs"]}
-        print(f"\niteration-2 started from: {pretrained.get('iteration-2')}")
-        print(f"iteration-3 started from: {pretrained.get('iteration-3')}")
-        print(f"report: {reports[-1].with_name('report.html')}")
-        return 0
+        return run_demo(url)
+    except subprocess.CalledProcessError as exc:
+        return fail(f"`{' '.join(map(str, exc.cmd[:4]))} ...` failed with exit {exc.returncode}; see its output above")
     finally:
         emulator.terminate()
         try:
             emulator.wait(timeout=20)
         except subprocess.TimeoutExpired:
             emulator.kill()
+
+
+def run_demo(url: str) -> int:
+    env = airflow_env(url)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "seed-openimages",
+            "--endpoint-url",
+            url,
+            "--images",
+            IMAGES,
+            "--seed",
+            "0",
+        ],
+        cwd=REPO,
+        check=True,
+        env=env,
+    )
+    (REPO / ".airflow").mkdir(exist_ok=True)
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    run = subprocess.run([str(BIN / "airflow"), "dags", "test", DAG_ID], cwd=REPO, env=env)
+    if run.returncode != 0:
+        return fail(f"`airflow dags test {DAG_ID}` failed (exit {run.returncode}); see the task logs above")
+    reports = sorted((REPO / "reports" / DAG_ID).glob("*/report.json"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        return fail(f"the run succeeded but wrote no report under reports/{DAG_ID}/")
+    from groundtruth.report import summary_text
+
+    report = json.loads(reports[-1].read_text())
+    print(f"\n{DAG_ID} run {report['run_id']}\n")
+    print(summary_text(report))
+    pretrained = {j["key"]: j["pretrained_model_arn"] for j in report["jobs"]}
+    print(f"\niteration-2 started from: {pretrained.get('iteration-2')}")
+    print(f"iteration-3 started from: {pretrained.get('iteration-3')}")
+    print(f"report: {reports[-1].with_name('report.html')}")
+    return 0
 
 
 if __name__ == "__main__":
