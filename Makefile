@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(REQ_HASH)
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv browser demo test lint airflow emulator lock clean
+.PHONY: help venv browser demo test acceptance lint airflow emulator lock clean
 
 help:
 	@echo "make demo     run labeling_experiment_birds end to end on the local AWS stand-in"
@@ -43,6 +43,10 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The seed's three-job experiment against the emulator (issue #3 acceptance, ~5 min): not in `make test` until it holds.
+acceptance: $(STAMP)
+	$(BIN)/python -m pytest tests/emulator/seed_experiment_check.py -p no:randomly
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
 import math
 import threading
 import zipfile
@@ -45,14 +46,14 @@ FORMAT_VERSION = 1
 CELL = 8  # pixels per feature cell
 SCALES = (1, 2)  # the image and its half-size copy
 UPSAMPLE = 2  # proposals are cut from the probability map at CELL / UPSAMPLE = 4-pixel resolution
-LEVELS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # cuts of the probability map that propose regions
+LEVELS = (0.25, 0.45, 0.65)  # cuts of the probability map that propose regions
 HIDDEN = (48, 24)
 HOLDOUT_SHARE = 0.25
 MAX_TRAIN_CELLS = 160_000  # cells per epoch: every cell near a box, and a weighted sample of far background
 BATCH = 2048
 LEARNING_RATE = 3e-3
 WEIGHT_DECAY = 1e-4
-MAP_IMAGES = 48  # validation images scored for the per-epoch mAP log line
+MAP_IMAGES = 32  # validation images scored for the per-epoch mAP log line
 
 PixelBox = tuple[int, int, int, int]
 ImageInput = bytes | bytearray | memoryview | np.ndarray
@@ -246,8 +247,8 @@ def coverage(boxes: Sequence[Sequence[float]], h: int, w: int) -> np.ndarray:
     gh, gw = -(-h // CELL), -(-w // CELL)
     mask = np.zeros((gh * CELL, gw * CELL), dtype=np.float32)
     for x, y, bw, bh in boxes:
-        x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
-        x1, y1 = min(w, int(round(x + bw))), min(h, int(round(y + bh)))
+        x0, y0 = max(0, round(x)), max(0, round(y))
+        x1, y1 = min(w, round(x + bw)), min(h, round(y + bh))
         if x1 > x0 and y1 > y0:
             mask[y0:y1, x0:x1] = 1.0
     return mask.reshape(gh, CELL, gw, CELL).mean(axis=(1, 3))
@@ -261,6 +262,7 @@ class CellModel:
 
     def __init__(self, params: dict[str, np.ndarray]) -> None:
         self.params = params
+        self.learning_rate = LEARNING_RATE
         self._adam: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._step = 0
 
@@ -268,7 +270,7 @@ class CellModel:
     def initial(cls, rng: np.random.Generator, n_in: int = FEATURES, hidden: tuple[int, ...] = HIDDEN) -> CellModel:
         sizes = (n_in, *hidden, 1)
         params = {}
-        for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for k, (a, b) in enumerate(itertools.pairwise(sizes)):
             params[f"W{k}"] = (rng.standard_normal((a, b)) * math.sqrt(2.0 / a)).astype(np.float32)
             params[f"b{k}"] = np.zeros(b, dtype=np.float32)
         params[f"b{len(sizes) - 2}"][:] = -2.0  # birds cover a small share of cells: start from that prior
@@ -328,7 +330,7 @@ class CellModel:
             self._adam[name] = (m, v)
             m_hat = m / (1 - b1**self._step)
             v_hat = v / (1 - b2**self._step)
-            self.params[name] -= (LEARNING_RATE * m_hat / (np.sqrt(v_hat) + 1e-8)).astype(np.float32)
+            self.params[name] -= (self.learning_rate * m_hat / (np.sqrt(v_hat) + 1e-8)).astype(np.float32)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -338,9 +340,8 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 # Maps -> candidate boxes, and the features the heads read
 # ----------------------------------------------------------------------------------------------------------------
-BOX_FEATURES = 23
-IMAGE_FEATURES = 10
-REFINE_FROM = 1.0  # box regression learns from regions already overlapping a bird this much
+BOX_FEATURES = 23 + 3 * 5
+IMAGE_FEATURES = 18 + 2 * len(SCALES)
 
 
 @dataclass
@@ -351,13 +352,13 @@ class Maps:
     height: int
     width: int
     scale: int = 1
+    looks: np.ndarray | None = None  # (rows, cols, k) appearance channels of the cells, for region contrast
 
     @cached_property
     def fine(self) -> np.ndarray:
         """The probability map at CELL / UPSAMPLE px resolution, bilinear-like (repeat, then a small box filter)."""
         fine = np.repeat(np.repeat(self.prob, UPSAMPLE, axis=0), UPSAMPLE, axis=1)
         return ndimage.uniform_filter(fine, size=UPSAMPLE + 1, mode="nearest")
-
 
 
 @dataclass
@@ -388,20 +389,30 @@ def candidates(maps: Maps) -> list[Candidate]:
         return table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
 
     out: list[Candidate] = []
+    values = fine.ravel()
+    rising = np.argsort(values, kind="stable")  # assigning in this order leaves each region's maximum
+    position = np.arange(len(values))
     base_labels, base_count = ndimage.label(fine >= LEVELS[0])  # every region lies in one of these blobs
-    blobs = np.array([(sl[0].stop - sl[0].start) * (sl[1].stop - sl[1].start)
-                      for sl in ndimage.find_objects(base_labels)] or [1], dtype=float)
+    blobs = np.array(
+        [(sl[0].stop - sl[0].start) * (sl[1].stop - sl[1].start) for sl in ndimage.find_objects(base_labels)] or [1],
+        dtype=float,
+    )
+    looks_table = None
+    if maps.looks is not None:
+        looks_table = np.zeros((maps.looks.shape[0] + 1, maps.looks.shape[1] + 1, maps.looks.shape[2]))
+        looks_table[1:, 1:] = maps.looks.cumsum(axis=0).cumsum(axis=1)
     for level in LEVELS:
         labels, count = ndimage.label(fine >= level)
         if count == 0:
             continue
         flat = labels.ravel()
-        _, first = np.unique(flat, return_index=True)  # a pixel of each region (label 0 first)
+        first = np.zeros(count + 1, dtype=np.intp)
+        first[flat[::-1]] = position[::-1]  # a pixel of each region (its first in raster order)
         parent_area = blobs[base_labels.ravel()[first[1:]] - 1]
         sizes = np.bincount(flat, minlength=count + 1)[1:]
-        means = np.bincount(flat, weights=fine.ravel(), minlength=count + 1)[1:] / np.maximum(sizes, 1)
+        means = np.bincount(flat, weights=values, minlength=count + 1)[1:] / np.maximum(sizes, 1)
         peaks = np.zeros(count + 1)
-        np.maximum.at(peaks, flat, fine.ravel())
+        peaks[flat[rising]] = values[rising]
         spans = np.array([(sl[0].start, sl[0].stop, sl[1].start, sl[1].stop) for sl in ndimage.find_objects(labels)])
         keep = sizes >= 2
         if not keep.any():
@@ -450,6 +461,8 @@ def candidates(maps: Maps) -> list[Candidate]:
             ],
             axis=1,
         ).astype(np.float32)
+        if looks_table is not None:
+            feats = np.concatenate([feats, contrast(looks_table, r0, r1, c0, c1)], axis=1)
         out.extend(
             Candidate((float(a), float(b), float(c), float(d)), f)
             for a, b, c, d, f in zip(x0, y0, x1, y1, feats, strict=True)
@@ -457,25 +470,36 @@ def candidates(maps: Maps) -> list[Candidate]:
     return out
 
 
-def refine(cand: Candidate, offsets: np.ndarray, h: int, w: int) -> PixelBox:
-    """Move the region's sides by regressed offsets (fractions of its width/height); a whole-pixel box in frame."""
-    x0, y0, x1, y1 = cand.region
-    bw, bh = x1 - x0, y1 - y0
-    nx0, ny0 = x0 + offsets[0] * bw, y0 + offsets[1] * bh
-    nx1, ny1 = x1 + offsets[2] * bw, y1 + offsets[3] * bh
-    left, top = max(0, round(nx0)), max(0, round(ny0))
-    right, bottom = min(w, round(nx1)), min(h, round(ny1))
-    if right - left < 2 or bottom - top < 2:
-        return (int(x0), int(y0), int(bw), int(bh))
-    return (left, top, right - left, bottom - top)
+LOOKS = (0, 1, 2, 8, 13)  # base-feature channels compared inside and around a region: colour, edges, fine texture
 
 
-def offsets_to(cand: Candidate, target: Sequence[float]) -> np.ndarray:
-    """The regression target: how far each side of the region is from the target box's side."""
-    x0, y0, x1, y1 = cand.region
-    bw, bh = x1 - x0, y1 - y0
-    tx, ty, tw, th = target
-    return np.array([(tx - x0) / bw, (ty - y0) / bh, (tx + tw - x1) / bw, (ty + th - y1) / bh], dtype=np.float32)
+def contrast(table: np.ndarray, r0, r1, c0, c1) -> np.ndarray:
+    """How the cells inside regions (fine-map spans) differ from the ring around them, per appearance channel.
+
+    `table` is the summed-area table of the cells' appearance channels. A box that fits has the bird inside and
+    plain background around it; a fragment has more bird around it, a merger more background inside. Returns
+    (regions, 3k): inside means, ring means, absolute differences.
+    """
+    rows, cols = table.shape[0] - 1, table.shape[1] - 1
+    a0, a1 = r0 // UPSAMPLE, np.maximum(-(-r1 // UPSAMPLE), r0 // UPSAMPLE + 1)  # spans in cells
+    b0, b1 = c0 // UPSAMPLE, np.maximum(-(-c1 // UPSAMPLE), c0 // UPSAMPLE + 1)
+    a1, b1 = np.minimum(a1, rows), np.minimum(b1, cols)
+    pr, pc = np.maximum(1, (a1 - a0) // 2), np.maximum(1, (b1 - b0) // 2)
+    o0, o1, q0, q1 = (
+        np.maximum(a0 - pr, 0),
+        np.minimum(a1 + pr, rows),
+        np.maximum(b0 - pc, 0),
+        np.minimum(b1 + pc, cols),
+    )
+
+    def box_sum(t0, t1, s0, s1):
+        return table[t1, s1] - table[t0, s1] - table[t1, s0] + table[t0, s0]
+
+    area = ((a1 - a0) * (b1 - b0))[:, None]
+    inner = box_sum(a0, a1, b0, b1)
+    ring = (box_sum(o0, o1, q0, q1) - inner) / np.maximum(((o1 - o0) * (q1 - q0))[:, None] - area, 1)
+    inner = inner / area
+    return np.concatenate([inner, ring, np.abs(inner - ring)], axis=1).astype(np.float32)
 
 
 def suppress(cands: list[Candidate], overlap: float = 0.5, inside: float = 0.7) -> list[Candidate]:
@@ -498,30 +522,60 @@ def _clash(a: PixelBox, b: PixelBox, overlap: float, inside: float) -> bool:
     return inter / small >= inside or iou(a, b) >= overlap
 
 
-def image_features(maps: Maps, kept: list[Candidate], dropped: list[Candidate]) -> np.ndarray:
-    """What the image-confidence model reads: how sure the boxes are and how much of the map they leave unexplained."""
-    prob, h, w = maps.prob, maps.height, maps.width
-    scores = np.array([c.score for c in kept]) if kept else np.zeros(1)
+def image_features(
+    views: list[Maps], kept: list[Candidate], dropped: list[Candidate], cands: Sequence[Candidate] = ()
+) -> np.ndarray:
+    """What the image-confidence model reads: how sure the boxes are, how many blobs the maps hold compared with the
+    boxes kept, how much probability the boxes leave unexplained, and whether a kept box holds several separate
+    peaks of the map (two touching birds boxed as one)."""
+    prob, h, w = views[0].prob, views[0].height, views[0].width
+    scores = sorted((c.score for c in kept), reverse=True)
     explained = np.zeros_like(prob, dtype=bool)
     for c in kept:
         x, y, bw, bh = c.box
         explained[y // CELL : -(-(y + bh) // CELL), x // CELL : -(-(x + bw) // CELL)] = True
     loose = prob * ~explained
-    smallest = min((c.box[2] * c.box[3] for c in kept), default=1)
+    areas = [c.box[2] * c.box[3] / (h * w) for c in kept]
+    blobs = [ndimage.label(view.prob >= 0.3)[1] for view in views]
+    best_dropped = max((c.score for c in dropped), default=0.0)
     return np.array(
         [
             math.log1p(len(kept)),
-            float(scores.min()) if kept else 0.0,
-            float(scores.mean()) if kept else 0.0,
-            max((c.score for c in dropped), default=0.0),
+            scores[-1] if kept else 0.0,
+            float(np.mean(scores)) if kept else 0.0,
+            scores[0] if kept else 0.0,
+            scores[1] if len(kept) > 1 else 0.0,
+            best_dropped,
+            best_dropped - (scores[-1] if kept else 0.0),
+            math.log1p(len(dropped)),
             float(loose.sum() / max(prob.sum(), 1e-6)),  # probability mass outside the boxes
             float(loose.max()),
             float(((prob > 0.25) & (prob < 0.75)).mean() / max((prob >= 0.5).mean(), 1e-3)),  # ambiguity
-            math.log(max(smallest, 1) / (h * w)),
+            float((prob > 0.5).mean()),
+            math.log(max(min(areas, default=0.0), 1e-4)),
+            max(areas, default=0.0),
             float(not kept),
             float(np.log(np.clip(scores, 1e-3, 1)).sum()) if kept else math.log(1e-3),
+            *(math.log1p(n) for n in blobs),
+            len(kept) - blobs[0],
+            *(float(view.prob.max()) for view in views),
+            math.log1p(max((_peaks_inside(c, cands) for c in kept), default=0)),
         ],
         dtype=np.float32,
+    )
+
+
+def _peaks_inside(box: Candidate, cands: Sequence[Candidate]) -> int:
+    """Regions of the highest cut lying inside a box: more than one suggests a merger of separate birds."""
+    x, y, bw, bh = box.box
+    return sum(
+        1
+        for c in cands
+        if c.features[0] == LEVELS[-1]
+        and c.region[0] >= x
+        and c.region[1] >= y
+        and c.region[2] <= x + bw
+        and c.region[3] <= y + bh
     )
 
 
@@ -599,7 +653,6 @@ class Head:
 # The detector
 # ----------------------------------------------------------------------------------------------------------------
 HEADS = {  # name: (inputs, outputs)
-    "regressor": (BOX_FEATURES, 4),
     "scorer": (BOX_FEATURES, 1),
     "confidence": (IMAGE_FEATURES, 1),
 }
@@ -704,13 +757,15 @@ class Detector:
         return ((context_features(base) - self.feature_mean) / self.feature_scale).reshape(-1, FEATURES)
 
     @one_blas_thread
-    def maps(self, image: ImageInput) -> list[Maps]:
-        """The cell model's view of an image at every scale: probability maps, finest first."""
+    def maps(self, image: ImageInput, cells: CellModel | None = None) -> list[Maps]:
+        """The cell model's (or `cells`') view of an image at every scale: probability maps, finest first."""
         pyr = FEATURE_CACHE.get(image)
+        model = cells or self.cells
         out = []
         for scale, (base, _, _) in zip(SCALES, pyr.levels, strict=True):
-            prob, _ = self.cells.forward(self._normalised(base))
-            out.append(Maps(prob.reshape(base.shape[:2]), pyr.height, pyr.width, scale))
+            prob, _ = model.forward(self._normalised(base))
+            looks = base[..., list(LOOKS)].astype(np.float32)
+            out.append(Maps(prob.reshape(base.shape[:2]), pyr.height, pyr.width, scale, looks))
         return out
 
     def probability_map(self, image: ImageInput) -> np.ndarray:
@@ -720,26 +775,28 @@ class Detector:
     def _candidates(self, views: list[Maps]) -> list[Candidate]:
         return [c for view in views for c in candidates(view)]
 
-    def _place(self, cands: list[Candidate], h: int, w: int) -> None:
-        """Refine every candidate's box and predict its IoU with the bird it shows (its score)."""
+    def _place(self, cands: list[Candidate]) -> None:
+        """Give every candidate its box and its score: the IoU the scorer expects it to have with a bird."""
         if not cands:
             return
+        scorer = self.heads.get("scorer")
         feats = np.stack([c.features for c in cands])
-        regressor, scorer = self.heads.get("regressor"), self.heads.get("scorer")
-        offsets = regressor(feats) if regressor is not None else np.zeros((len(cands), 4), np.float32)
         scores = scorer(feats)[:, 0] if scorer is not None else feats[:, 3]  # untrained: the region's mean
-        for c, off, score in zip(cands, offsets, scores, strict=True):
-            c.box = refine(c, off, h, w)
+        for c, score in zip(cands, scores, strict=True):
+            x0, y0, x1, y1 = c.region
+            c.box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
             c.score = float(np.clip(score, 0.0, 1.0))
 
     def _detect(self, views: list[Maps], cands: list[Candidate] | None = None):
+        """(kept, dropped, all candidates): non-maximum suppression, then the operating point."""
         cands = self._candidates(views) if cands is None else cands
-        self._place(cands, views[0].height, views[0].width)
+        self._place(cands)
         best = suppress(cands)
-        return [c for c in best if c.score >= self.keep_threshold], [c for c in best if c.score < self.keep_threshold]
+        cut = self.keep_threshold
+        return [c for c in best if c.score >= cut], [c for c in best if c.score < cut], cands
 
-    def _confidence(self, views: list[Maps], kept: list[Candidate], dropped: list[Candidate]) -> float:
-        feats = image_features(views[0], kept, dropped)
+    def _confidence(self, views: list[Maps], kept: list[Candidate], dropped: list[Candidate], cands) -> float:
+        feats = image_features(views, kept, dropped, cands)
         head = self.heads.get("confidence")
         if head is None:
             return float(feats[1])  # the least sure box
@@ -749,9 +806,9 @@ class Detector:
     def predict(self, image: ImageInput) -> Prediction:
         """Boxes and image confidence for one image (JPEG bytes or an RGB array)."""
         views = self.maps(image)
-        kept, dropped = self._detect(views)
+        kept, dropped, cands = self._detect(views)
         boxes = [(c.box, round(c.score, 4)) for c in kept]
-        return Prediction(boxes, round(self._confidence(views, kept, dropped), 4))
+        return Prediction(boxes, round(self._confidence(views, kept, dropped, cands), 4))
 
     # -- learning -----------------------------------------------------------------------------------------------
     @one_blas_thread
@@ -765,92 +822,160 @@ class Detector:
     ) -> Detector:
         """Train on images with their pixel boxes; continues from the current weights (a warm start when loaded).
 
-        A fixed quarter of the images (by content hash) is held out of the cell model: its cell loss picks the best
-        epoch's weights (early stopping), and it fits the box heads, the operating point and the image-confidence
-        model. `on_epoch(epoch, validation_map)` is called after every epoch with AP at IoU 0.5 on (up to
-        MAP_IMAGES of) `validation` = (images, boxes) when given.
+        The cell model trains for `epochs` passes; the epoch whose weights give the lowest cell loss on the
+        validation images (or, without them, on a quarter of the training images held out by content hash) is kept
+        (early stopping, as SageMaker's built-in algorithms do on their validation channel). The box scorer, the
+        operating point and the image-confidence model are then fitted on all training images. A warm-started model
+        that ends up worse on validation (mean mIoU) than it began is rolled back: fine-tuning on a small, hard batch
+        must not undo what a pretrained model knew. `on_epoch(epoch, validation_map)` is called after every epoch
+        with AP at IoU 0.5 on up to MAP_IMAGES of the validation images (0.0 without validation).
         """
         if len(images) != len(boxes):
             raise ValueError(f"{len(images)} images but {len(boxes)} box lists")
         if not images:
             raise ValueError("nothing to train on")
         rng = self._rng
-        held = [content_hash(img) % 1000 < HOLDOUT_SHARE * 1000 for img in images]
-        if sum(held) < 4 or sum(held) > len(images) - 4:  # tiny sets: hold out every fourth image instead
-            held = [i % 4 == 3 for i in range(len(images))]
-        train = [i for i in range(len(images)) if not held[i]]
-        holdout = [i for i in range(len(images)) if held[i]]
-        x, y, weight = self._training_cells([images[i] for i in train], [boxes[i] for i in train], rng)
-        hx, hy, hw = self._training_cells([images[i] for i in holdout], [boxes[i] for i in holdout], rng, fit=False)
-        if validation and validation[0]:
-            stride = max(1, len(validation[0]) // MAP_IMAGES)
-            val_images, val_boxes = list(validation[0])[::stride], list(validation[1])[::stride]
-        best_loss, best = self.cells.loss(hx, hy, hw) if self.trained else math.inf, self.cells.snapshot()
+        val = (list(validation[0]), list(validation[1])) if validation and len(validation[0]) else None
+        if val is not None:
+            train, stop_images, stop_boxes = list(range(len(images))), val[0], val[1]
+        else:
+            held = [content_hash(img) % 1000 < HOLDOUT_SHARE * 1000 for img in images]
+            if sum(held) < 2 or sum(held) > len(images) - 2:  # tiny sets: hold out every fourth image instead
+                held = [i % 4 == 3 for i in range(len(images))]
+            train = [i for i in range(len(images)) if not held[i]]
+            stop_images = [images[i] for i in range(len(images)) if held[i]]
+            stop_boxes = [boxes[i] for i in range(len(images)) if held[i]]
+        start = Detector.from_npz(self.to_npz()) if self.trained else None
+        self.cells.learning_rate = LEARNING_RATE / 3 if self.trained else LEARNING_RATE  # fine-tune gently
+        samples = self._cell_samples(images, boxes, rng)
+        x, y, weight = self._stacked([samples[i] for i in train], fix_normalisation=not self.trained)
+        sx, sy, sw = self._stacked(self._cell_samples(stop_images, stop_boxes, rng))
+        best_loss = self.cells.loss(sx, sy, sw) if self.trained else math.inf
+        best, best_epochs = self.cells.snapshot(), 0
         for epoch in range(epochs):
             self.cells.train_epoch(x, y, weight, rng)
-            held_loss = self.cells.loss(hx, hy, hw)
-            if held_loss < best_loss:
-                best_loss, best = held_loss, self.cells.snapshot()
+            loss = self.cells.loss(sx, sy, sw)
+            if loss < best_loss:
+                best_loss, best, best_epochs = loss, self.cells.snapshot(), epoch + 1
             if on_epoch is not None:
-                score = mean_average_precision(self, val_images, val_boxes) if validation and validation[0] else 0.0
-                on_epoch(epoch, round(score, 4))
+                on_epoch(epoch, round(self._validation_map(val), 4) if val is not None else 0.0)
         self.cells.params = best
-        self._fit_heads(images, boxes)
+        if best_epochs or not self.trained:
+            start_params = start.cells.params if start is not None else None
+            views = self._out_of_fold(images, samples, max(best_epochs, 1), start_params, rng)
+            self._fit_heads(views, boxes, val)
+            if start is not None and val is not None and self._validation_miou(val) < start._validation_miou(val):
+                self.cells.params, self.heads, self.keep_threshold = (
+                    start.cells.params,
+                    start.heads,
+                    start.keep_threshold,
+                )
         self.num_training_samples = len(images)
         self.trained = True
         return self
 
-    def _training_cells(
+    def _out_of_fold(
         self,
         images: Sequence[ImageInput],
-        boxes: Sequence[Sequence[Sequence[float]]],
+        samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        epochs: int,
+        start: dict[str, np.ndarray] | None,
         rng: np.random.Generator,
-        fit: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cells to learn from: all near a box, plus far background sampled down (and weighted back up).
+    ) -> list[list[Maps]]:
+        """Every training image as a cell model sees it that did not train on it (two-fold cross-fitting).
 
-        With `fit`, the first training of a new model also fixes the feature normalisation (warm starts keep it).
+        The heads must learn from the kind of probability maps the detector will meet on new images; on its own
+        training images the cell model's maps are too clean (it remembers them). So two models, each trained like
+        the real one (same start, same epochs) on half of the images, draw the maps of the other half.
         """
-        feats, targets, near = [], [], []
-        for img, bxs in zip(images, boxes, strict=True):
-            for scale, (base, h, w) in zip(SCALES, FEATURE_CACHE.get(img).levels, strict=True):
-                cov = coverage([[v / scale for v in box] for box in bxs], h, w)
-                feats.append(context_features(base).reshape(-1, FEATURES))
-                targets.append(cov.ravel())
-                near.append(ndimage.maximum_filter(cov, size=5).ravel() > 0)
-        x = np.concatenate(feats)
-        y = np.concatenate(targets).astype(np.float32)
-        close = np.concatenate(near)
-        far_rate = min(1.0, max(0.05, (MAX_TRAIN_CELLS - close.sum()) / max((~close).sum(), 1)))
-        pick = close | (rng.random(len(x)) < far_rate)
-        weight = np.where(close, 1.0, 1.0 / far_rate).astype(np.float32)[pick]
-        if fit and not self.trained:
-            self.feature_mean = x.mean(axis=0).astype(np.float32)
-            self.feature_scale = (x.std(axis=0) + 1e-4).astype(np.float32)
-        x = ((x[pick] - self.feature_mean) / self.feature_scale).astype(np.float32)
-        return x, y[pick], weight
+        views: list[list[Maps]] = [[] for _ in images]
+        folds = [list(range(k, len(images), 2)) for k in (0, 1)]
+        for fold, other in ((folds[0], folds[1]), (folds[1], folds[0])):
+            if not fold or not other:
+                continue
+            model = CellModel({k: v.copy() for k, v in start.items()}) if start else CellModel.initial(rng)
+            model.learning_rate = self.cells.learning_rate
+            x, y, weight = self._stacked([samples[i] for i in other])
+            for _ in range(epochs):
+                model.train_epoch(x, y, weight, rng)
+            for i in fold:
+                views[i] = self.maps(images[i], model)
+        return views
 
-    def _fit_heads(self, images: Sequence[ImageInput], boxes: Sequence[Sequence[Sequence[float]]]) -> None:
-        """Box regressor and scorer, operating point and image confidence, from images the cell model never saw."""
-        seen = []
+    def _validation_map(self, val: tuple[list, list]) -> float:
+        stride = max(1, len(val[0]) // MAP_IMAGES)
+        return mean_average_precision(self, val[0][::stride], val[1][::stride])
+
+    def _validation_miou(self, val: tuple[list, list]) -> float:
+        stride = max(1, len(val[0]) // (3 * MAP_IMAGES))
+        return float(
+            np.mean(
+                [
+                    image_miou(self.predict(img).boxes, bxs)
+                    for img, bxs in zip(val[0][::stride], val[1][::stride], strict=True)
+                ]
+            )
+        )
+
+    def _cell_samples(
+        self, images: Sequence[ImageInput], boxes: Sequence[Sequence[Sequence[float]]], rng: np.random.Generator
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per image: the cells to learn from (raw features, targets, weights), every scale together.
+
+        Every cell near a box is kept; far background is sampled down to keep about MAX_TRAIN_CELLS in all, and
+        weighted back up so the loss still sees the true balance of bird and background.
+        """
+        targets = []
         for img, bxs in zip(images, boxes, strict=True):
-            views = self.maps(img)
-            seen.append((views, self._candidates(views), bxs))
-        # Box regression: from each region to the box it overlaps best (when it clearly shows one).
-        reg_x, reg_y = [], []
-        for _, cands, bxs in seen:
-            for c in cands:
-                region = (c.region[0], c.region[1], c.region[2] - c.region[0], c.region[3] - c.region[1])
-                overlap, target = max(((iou(region, b), b) for b in bxs), default=(0.0, None), key=lambda t: t[0])
-                if target is not None and overlap >= REFINE_FROM:
-                    reg_x.append(c.features)
-                    reg_y.append(offsets_to(c, target))
-        if len(reg_x) >= 20 and REFINE_FROM < 1:
-            self.heads["regressor"] = Head.fit(np.stack(reg_x), np.clip(np.stack(reg_y), -0.5, 0.5))
-        # Scoring: predict the IoU each refined box will have with the best-matching bird.
+            covs = [
+                coverage([[v / scale for v in box] for box in bxs], h, w)
+                for scale, (_, h, w) in zip(SCALES, FEATURE_CACHE.get(img).levels, strict=True)
+            ]
+            cov = np.concatenate([c.ravel() for c in covs])
+            near = np.concatenate([ndimage.maximum_filter(c, size=5).ravel() > 0 for c in covs])
+            targets.append((cov.astype(np.float32), near))
+        n_near = sum(int(near.sum()) for _, near in targets)
+        n_far = sum(int((~near).sum()) for _, near in targets)
+        far_rate = min(1.0, max(0.05, (MAX_TRAIN_CELLS - n_near) / max(n_far, 1)))
+        out = []
+        for img, (cov, near) in zip(images, targets, strict=True):
+            feats = np.concatenate(
+                [context_features(base).reshape(-1, FEATURES) for base, _, _ in FEATURE_CACHE.get(img).levels]
+            )
+            pick = near | (rng.random(len(cov)) < far_rate)
+            weight = np.where(near, 1.0, 1.0 / far_rate).astype(np.float32)
+            out.append((feats[pick], cov[pick], weight[pick]))
+        return out
+
+    def _stacked(
+        self, samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], fix_normalisation: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Samples of several images as one normalised training set (optionally fixing the normalisation first)."""
+        x = np.concatenate([s[0] for s in samples])
+        y = np.concatenate([s[1] for s in samples])
+        weight = np.concatenate([s[2] for s in samples])
+        if fix_normalisation:
+            mean = np.average(x, axis=0, weights=weight)
+            self.feature_mean = mean.astype(np.float32)
+            self.feature_scale = (np.sqrt(np.average((x - mean) ** 2, axis=0, weights=weight)) + 1e-4).astype(
+                np.float32
+            )
+        return ((x - self.feature_mean) / self.feature_scale).astype(np.float32), y, weight
+
+    def _fit_heads(
+        self,
+        views: list[list[Maps]],
+        boxes: Sequence[Sequence[Sequence[float]]],
+        validation: tuple[list, list] | None = None,
+    ) -> None:
+        """Box scorer and operating point from out-of-fold views of the training images; the image-confidence model
+        from those and, when given, the validation images as the finished model sees them (held-out human labels:
+        exactly the images the confidence must rank when the job calibrates its threshold)."""
+        seen = [(v, self._candidates(v), bxs) for v, bxs in zip(views, boxes, strict=True) if v]
+        # Scoring: predict the IoU each region's box has with the best-matching bird.
         score_x, score_y = [], []
-        for views, cands, bxs in seen:
-            self._place(cands, views[0].height, views[0].width)
+        for _, cands, bxs in seen:
+            self._place(cands)
             for c in cands:
                 score_x.append(c.features)
                 score_y.append(max((iou(c.box, b) for b in bxs), default=0.0))
@@ -860,23 +985,33 @@ class Detector:
             return
         # NMS does not depend on the cut (a candidate below it can never suppress one above it): run it once.
         survivors = []
-        for views, cands, bxs in seen:
-            self._place(cands, views[0].height, views[0].width)
-            survivors.append((views, suppress(cands), bxs))
+        for views_, cands, bxs in seen:
+            self._place(cands)
+            survivors.append((views_, suppress(cands), bxs, cands))
 
         def quality(cut: float) -> float:
             return float(
-                np.mean([image_miou([(c.box, c.score) for c in best if c.score >= cut], bxs) for _, best, bxs in survivors])
+                np.mean(
+                    [
+                        image_miou([(c.box, c.score) for c in best if c.score >= cut], bxs)
+                        for _, best, bxs, _ in survivors
+                    ]
+                )
             )
 
         # The operating point: the score cut giving the best mean mIoU on the training images.
         grid = np.round(np.arange(0.15, 0.81, 0.05), 2)
         self.keep_threshold = float(grid[int(np.argmax([quality(cut) for cut in grid]))])
         feats, target = [], []
-        for views, best, bxs in survivors:
+        for views_, best, bxs, cands in survivors:
             kept = [c for c in best if c.score >= self.keep_threshold]
             dropped = [c for c in best if c.score < self.keep_threshold]
-            feats.append(image_features(views[0], kept, dropped))
+            feats.append(image_features(views_, kept, dropped, cands))
+            target.append(image_miou([(c.box, c.score) for c in kept], bxs))
+        for img, bxs in zip(*(validation or ([], [])), strict=True):
+            seen_views = self.maps(img)
+            kept, dropped, cands = self._detect(seen_views)
+            feats.append(image_features(seen_views, kept, dropped, cands))
             target.append(image_miou([(c.box, c.score) for c in kept], bxs))
         if len(feats) >= 8:
             self.heads["confidence"] = Head.fit(np.stack(feats), np.asarray(target))
@@ -888,8 +1023,12 @@ def _check_chain(name: str, ok: bool, weights: list, biases: list, n_in: int, n_
         raise ValueError(f"model weights: the {name} is malformed")
     width = n_in
     for weight, bias in zip(weights, biases, strict=True):
-        if weight is None or bias is None or weight.ndim != 2 or weight.shape[0] != width or bias.shape != (
-            weight.shape[1],
+        if (
+            weight is None
+            or bias is None
+            or weight.ndim != 2
+            or weight.shape[0] != width
+            or bias.shape != (weight.shape[1],)
         ):
             raise ValueError(f"model weights: the {name} has a malformed layer")
         width = weight.shape[1]
@@ -910,7 +1049,7 @@ def average_precision(
     if total == 0:
         return 0.0
     scored = []
-    for img, (preds, refs) in enumerate(zip(predictions, references, strict=True)):
+    for img, (preds, _refs) in enumerate(zip(predictions, references, strict=True)):
         for box, conf in preds:
             scored.append((conf, img, box))
     scored.sort(key=lambda t: -t[0])
@@ -945,7 +1084,7 @@ def mean_average_precision(
 
 
 def calibrate_threshold(
-    confidences: Sequence[float], mious: Sequence[float], target: float = 0.6, min_count: int = 10, z: float = 1.0
+    confidences: Sequence[float], mious: Sequence[float], target: float = 0.6, min_count: int = 10, z: float = 1.28
 ) -> float | None:
     """The lowest confidence threshold whose validation images (those at or above it) meet the quality target.
 

@@ -452,7 +452,7 @@ def s3_client(endpoint_url: str, pool: int = 16):
         "s3",
         endpoint_url=endpoint_url,
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - the emulator accepts any credentials
         region_name="us-east-1",
         config=Config(max_pool_connections=pool, retries={"max_attempts": 8, "mode": "adaptive"}),
     )

@@ -55,7 +55,7 @@ def ellipse(cx: float, cy: float, rx: float, ry: float, colour: RGB, angle: floa
     if angle:
         c, s = math.cos(angle), math.sin(angle)
         pts = pts @ np.array([[c, s], [-s, c]])
-    return Shape(pts + (cx, cy), colour)
+    return Shape(pts + (cx, cy), colour)  # noqa: RUF005 - numpy broadcasting (a shift), not concatenation
 
 
 def poly(points: Sequence[tuple[float, float]], colour: RGB) -> Shape:
@@ -104,60 +104,297 @@ class Look:
     habitats: tuple[str, ...] = ("grass", "foliage", "sky")
     flies: bool = True
     swims: bool = False
+    plumage: float = 1.0  # feather texture strength: glossy swans and ravens are smooth, owls and sparrows coarse
 
 
 LOOKS: dict[str, Look] = {
-    "Blue jay": Look((70, 115, 195), (45, 90, 185), (75, 120, 200), (225, 225, 232), (30, 30, 35), (40, 40, 45),
-                     aspect=1.7, head_r=0.36, tail=0.8, pattern="bars", extra="crest",
-                     habitats=("foliage", "grass", "snow")),
-    "Canary": Look((240, 212, 45), (205, 185, 50), (245, 220, 60), (250, 232, 100), (225, 180, 140), (200, 160, 130),
-                   aspect=1.5, head_r=0.4, tail=0.5, beak_len=0.25, habitats=("foliage", "town", "grass")),
-    "Chicken": Look((236, 230, 220), (220, 214, 200), (238, 232, 222), (244, 240, 232), (225, 185, 60),
-                    (225, 190, 70), aspect=1.3, neck=0.35, head_r=0.3, leg_len=0.5, tail=0.6, beak_len=0.22,
-                    extra="comb", habitats=("grass", "sand"), flies=False),
-    "Duck": Look((135, 105, 75), (120, 120, 125), (35, 95, 55), (155, 135, 115), (220, 190, 45), (230, 140, 40),
-                 aspect=2.0, neck=0.2, head_r=0.3, leg_len=0.15, tail=0.3, beak_len=0.4,
-                 habitats=("water", "grass"), swims=True),
-    "Eagle": Look((90, 60, 35), (75, 50, 30), (242, 242, 236), (95, 65, 40), (225, 190, 50), (225, 190, 50),
-                  aspect=1.8, neck=0.15, head_r=0.33, tail=0.7, beak_len=0.4, habitats=("sky", "foliage", "snow")),
-    "Falcon": Look((118, 120, 132), (95, 98, 110), (60, 60, 70), (222, 210, 188), (205, 175, 70), (215, 185, 60),
-                   aspect=1.7, head_r=0.33, tail=0.7, beak_len=0.25, pattern="spots", habitats=("sky", "town")),
-    "Goose": Look((140, 125, 105), (115, 100, 85), (30, 30, 30), (205, 195, 180), (30, 30, 30), (30, 30, 30),
-                  aspect=1.9, neck=1.0, head_r=0.27, leg_len=0.4, tail=0.35, beak_len=0.35, extra="cheek",
-                  habitats=("water", "grass"), swims=True),
-    "Magpie": Look((22, 22, 28), (25, 30, 45), (20, 20, 25), (240, 240, 240), (20, 20, 20), (25, 25, 25),
-                   aspect=1.6, head_r=0.33, tail=1.3, habitats=("grass", "town", "foliage")),
-    "Ostrich": Look((38, 32, 30), (235, 230, 225), (185, 150, 140), (40, 34, 32), (190, 150, 130), (190, 150, 140),
-                    aspect=1.4, neck=2.0, head_r=0.2, leg_len=2.1, tail=0.4, beak_len=0.25,
-                    habitats=("sand", "grass"), flies=False),
-    "Owl": Look((140, 100, 62), (120, 85, 50), (150, 110, 70), (205, 180, 140), (70, 60, 50), (150, 130, 90),
-                aspect=0.8, head_r=0.62, tail=0.2, upright=True, pattern="streaks", extra="disc",
-                habitats=("foliage", "snow", "town")),
-    "Parrot": Look((45, 170, 65), (30, 90, 200), (50, 180, 70), (210, 200, 60), (70, 70, 75), (80, 80, 80),
-                   aspect=1.4, head_r=0.42, tail=1.1, beak_len=0.3, habitats=("foliage", "town")),
-    "Penguin": Look((25, 25, 32), (28, 28, 36), (25, 25, 32), (240, 240, 238), (230, 110, 40), (230, 120, 50),
-                    aspect=0.5, head_r=0.42, leg_len=0.08, upright=True, extra="cheek",
-                    habitats=("snow", "water"), flies=False, swims=True),
-    "Raven": Look((22, 22, 32), (30, 30, 45), (20, 20, 28), (28, 28, 38), (15, 15, 20), (20, 20, 25),
-                  aspect=1.7, head_r=0.33, tail=0.7, beak_len=0.45, habitats=("sky", "grass", "town", "snow")),
-    "Sparrow": Look((150, 110, 70), (120, 85, 55), (125, 115, 105), (205, 192, 170), (60, 55, 50), (150, 120, 90),
-                    aspect=1.5, head_r=0.42, tail=0.5, beak_len=0.22, pattern="streaks",
-                    habitats=("town", "grass", "foliage", "sand")),
-    "Swan": Look((245, 245, 244), (232, 232, 230), (246, 246, 245), (238, 238, 236), (230, 120, 35), (30, 30, 30),
-                 aspect=2.0, neck=1.3, head_r=0.25, leg_len=0.0, tail=0.3, beak_len=0.4,
-                 habitats=("water",), swims=True),
-    "Turkey": Look((82, 62, 45), (110, 85, 60), (200, 70, 70), (70, 55, 42), (200, 185, 150), (195, 150, 130),
-                   aspect=1.25, neck=0.45, head_r=0.22, leg_len=0.6, tail=0.3, beak_len=0.2, extra="fan",
-                   habitats=("grass", "foliage"), flies=False),
-    "Woodpecker": Look((32, 32, 34), (235, 235, 232), (30, 30, 32), (232, 230, 222), (80, 80, 85), (70, 70, 75),
-                       aspect=1.5, head_r=0.36, tail=0.6, beak_len=0.5, pattern="bars", extra="cap",
-                       habitats=("foliage",)),
+    "Blue jay": Look(
+        (70, 115, 195),
+        (45, 90, 185),
+        (75, 120, 200),
+        (225, 225, 232),
+        (30, 30, 35),
+        (40, 40, 45),
+        aspect=1.7,
+        head_r=0.36,
+        tail=0.8,
+        pattern="bars",
+        extra="crest",
+        habitats=("foliage", "grass", "snow"),
+    ),
+    "Canary": Look(
+        (240, 212, 45),
+        (205, 185, 50),
+        (245, 220, 60),
+        (250, 232, 100),
+        (225, 180, 140),
+        (200, 160, 130),
+        aspect=1.5,
+        head_r=0.4,
+        tail=0.5,
+        beak_len=0.25,
+        habitats=("foliage", "town", "grass"),
+        plumage=0.8,
+    ),
+    "Chicken": Look(
+        (236, 230, 220),
+        (220, 214, 200),
+        (238, 232, 222),
+        (244, 240, 232),
+        (225, 185, 60),
+        (225, 190, 70),
+        aspect=1.3,
+        neck=0.35,
+        head_r=0.3,
+        leg_len=0.5,
+        tail=0.6,
+        beak_len=0.22,
+        extra="comb",
+        habitats=("grass", "sand"),
+        flies=False,
+    ),
+    "Duck": Look(
+        (135, 105, 75),
+        (120, 120, 125),
+        (35, 95, 55),
+        (155, 135, 115),
+        (220, 190, 45),
+        (230, 140, 40),
+        aspect=2.0,
+        neck=0.2,
+        head_r=0.3,
+        leg_len=0.15,
+        tail=0.3,
+        beak_len=0.4,
+        habitats=("water", "grass"),
+        swims=True,
+        plumage=0.85,
+    ),
+    "Eagle": Look(
+        (90, 60, 35),
+        (75, 50, 30),
+        (242, 242, 236),
+        (95, 65, 40),
+        (225, 190, 50),
+        (225, 190, 50),
+        aspect=1.8,
+        neck=0.15,
+        head_r=0.33,
+        tail=0.7,
+        beak_len=0.4,
+        habitats=("sky", "foliage", "snow"),
+        plumage=1.2,
+    ),
+    "Falcon": Look(
+        (118, 120, 132),
+        (95, 98, 110),
+        (60, 60, 70),
+        (222, 210, 188),
+        (205, 175, 70),
+        (215, 185, 60),
+        aspect=1.7,
+        head_r=0.33,
+        tail=0.7,
+        beak_len=0.25,
+        pattern="spots",
+        habitats=("sky", "town"),
+        plumage=1.2,
+    ),
+    "Goose": Look(
+        (140, 125, 105),
+        (115, 100, 85),
+        (30, 30, 30),
+        (205, 195, 180),
+        (30, 30, 30),
+        (30, 30, 30),
+        aspect=1.9,
+        neck=1.0,
+        head_r=0.27,
+        leg_len=0.4,
+        tail=0.35,
+        beak_len=0.35,
+        extra="cheek",
+        habitats=("water", "grass"),
+        swims=True,
+        plumage=0.85,
+    ),
+    "Magpie": Look(
+        (22, 22, 28),
+        (25, 30, 45),
+        (20, 20, 25),
+        (240, 240, 240),
+        (20, 20, 20),
+        (25, 25, 25),
+        aspect=1.6,
+        head_r=0.33,
+        tail=1.3,
+        habitats=("grass", "town", "foliage"),
+        plumage=0.85,
+    ),
+    "Ostrich": Look(
+        (38, 32, 30),
+        (235, 230, 225),
+        (185, 150, 140),
+        (40, 34, 32),
+        (190, 150, 130),
+        (190, 150, 140),
+        aspect=1.4,
+        neck=2.0,
+        head_r=0.2,
+        leg_len=2.1,
+        tail=0.4,
+        beak_len=0.25,
+        habitats=("sand", "grass"),
+        flies=False,
+        plumage=1.2,
+    ),
+    "Owl": Look(
+        (140, 100, 62),
+        (120, 85, 50),
+        (150, 110, 70),
+        (205, 180, 140),
+        (70, 60, 50),
+        (150, 130, 90),
+        aspect=0.8,
+        head_r=0.62,
+        tail=0.2,
+        upright=True,
+        pattern="streaks",
+        extra="disc",
+        habitats=("foliage", "snow", "town"),
+        plumage=1.3,
+    ),
+    "Parrot": Look(
+        (45, 170, 65),
+        (30, 90, 200),
+        (50, 180, 70),
+        (210, 200, 60),
+        (70, 70, 75),
+        (80, 80, 80),
+        aspect=1.4,
+        head_r=0.42,
+        tail=1.1,
+        beak_len=0.3,
+        habitats=("foliage", "town"),
+        plumage=0.8,
+    ),
+    "Penguin": Look(
+        (25, 25, 32),
+        (28, 28, 36),
+        (25, 25, 32),
+        (240, 240, 238),
+        (230, 110, 40),
+        (230, 120, 50),
+        aspect=0.5,
+        head_r=0.42,
+        leg_len=0.08,
+        upright=True,
+        extra="cheek",
+        habitats=("snow", "water"),
+        flies=False,
+        swims=True,
+        plumage=0.8,
+    ),
+    "Raven": Look(
+        (22, 22, 32),
+        (30, 30, 45),
+        (20, 20, 28),
+        (28, 28, 38),
+        (15, 15, 20),
+        (20, 20, 25),
+        aspect=1.7,
+        head_r=0.33,
+        tail=0.7,
+        beak_len=0.45,
+        habitats=("sky", "grass", "town", "snow"),
+        plumage=0.85,
+    ),
+    "Sparrow": Look(
+        (150, 110, 70),
+        (120, 85, 55),
+        (125, 115, 105),
+        (205, 192, 170),
+        (60, 55, 50),
+        (150, 120, 90),
+        aspect=1.5,
+        head_r=0.42,
+        tail=0.5,
+        beak_len=0.22,
+        pattern="streaks",
+        habitats=("town", "grass", "foliage", "sand"),
+        plumage=1.25,
+    ),
+    "Swan": Look(
+        (245, 245, 244),
+        (232, 232, 230),
+        (246, 246, 245),
+        (238, 238, 236),
+        (230, 120, 35),
+        (30, 30, 30),
+        aspect=2.0,
+        neck=1.3,
+        head_r=0.25,
+        leg_len=0.0,
+        tail=0.3,
+        beak_len=0.4,
+        habitats=("water",),
+        swims=True,
+        plumage=0.8,
+    ),
+    "Turkey": Look(
+        (82, 62, 45),
+        (110, 85, 60),
+        (200, 70, 70),
+        (70, 55, 42),
+        (200, 185, 150),
+        (195, 150, 130),
+        aspect=1.25,
+        neck=0.45,
+        head_r=0.22,
+        leg_len=0.6,
+        tail=0.3,
+        beak_len=0.2,
+        extra="fan",
+        habitats=("grass", "foliage"),
+        flies=False,
+        plumage=1.3,
+    ),
+    "Woodpecker": Look(
+        (32, 32, 34),
+        (235, 235, 232),
+        (30, 30, 32),
+        (232, 230, 222),
+        (80, 80, 85),
+        (70, 70, 75),
+        aspect=1.5,
+        head_r=0.36,
+        tail=0.6,
+        beak_len=0.5,
+        pattern="bars",
+        extra="cap",
+        habitats=("foliage",),
+    ),
 }
 
 # Rough shares of subclasses among drawn birds (water birds and poultry are common in Open Images' bird photos).
 SPECIES_WEIGHTS: dict[str, float] = {
-    "Duck": 12, "Goose": 9, "Swan": 7, "Chicken": 7, "Parrot": 8, "Eagle": 6, "Owl": 6, "Penguin": 6, "Sparrow": 10,
-    "Raven": 5, "Magpie": 4, "Falcon": 4, "Blue jay": 4, "Canary": 3, "Woodpecker": 3, "Turkey": 3, "Ostrich": 3,
+    "Duck": 12,
+    "Goose": 9,
+    "Swan": 7,
+    "Chicken": 7,
+    "Parrot": 8,
+    "Eagle": 6,
+    "Owl": 6,
+    "Penguin": 6,
+    "Sparrow": 10,
+    "Raven": 5,
+    "Magpie": 4,
+    "Falcon": 4,
+    "Blue jay": 4,
+    "Canary": 3,
+    "Woodpecker": 3,
+    "Turkey": 3,
+    "Ostrich": 3,
 }
 
 
@@ -179,12 +416,22 @@ def bird_shapes(look: Look, pose: str, rng: np.random.Generator) -> list[Shape]:
         for k, r in enumerate((1.15, 0.95, 0.75)):
             shapes.append(ellipse(-bw * 0.25, -0.25, r, r, shade(look.wing, 1.0 - 0.15 * k), n=24))
     else:
-        shapes.append(poly([(-bw * 0.35, -0.18), (-bw * 0.5 - tail, -0.32 - tail * 0.25),
-                            (-bw * 0.5 - tail * 0.95, 0.02), (-bw * 0.35, 0.16)], shade(wing, 0.85)))
+        shapes.append(
+            poly(
+                [
+                    (-bw * 0.35, -0.18),
+                    (-bw * 0.5 - tail, -0.32 - tail * 0.25),
+                    (-bw * 0.5 - tail * 0.95, 0.02),
+                    (-bw * 0.35, 0.16),
+                ],
+                shade(wing, 0.85),
+            )
+        )
     if pose == "flying":
         span = 1.1 + rng.random() * 0.9
-        shapes.append(poly([(-bw * 0.05, 0.0), (-bw * 0.25 - span * 0.3, 0.35 + span * 0.55), (bw * 0.2, 0.08)],
-                           shade(wing, 0.7)))
+        shapes.append(
+            poly([(-bw * 0.05, 0.0), (-bw * 0.25 - span * 0.3, 0.35 + span * 0.55), (bw * 0.2, 0.08)], shade(wing, 0.7))
+        )
     elif pose == "standing" and look.leg_len > 0:
         leg = look.leg_len
         lw = max(0.05, 0.03 * (1 + leg))
@@ -197,8 +444,17 @@ def bird_shapes(look: Look, pose: str, rng: np.random.Generator) -> list[Shape]:
     shapes.append(ellipse(-bw * 0.08, -0.06, bw * 0.34, 0.27, wing, angle=-0.12, n=20))
     if pose == "flying":
         span = 1.2 + rng.random() * 1.0
-        shapes.append(poly([(-bw * 0.12, -0.2), (-bw * 0.3 - span * 0.35, -0.45 - span),
-                            (-bw * 0.05, -0.5 - span * 0.6), (bw * 0.22, -0.25)], wing))
+        shapes.append(
+            poly(
+                [
+                    (-bw * 0.12, -0.2),
+                    (-bw * 0.3 - span * 0.35, -0.45 - span),
+                    (-bw * 0.05, -0.5 - span * 0.6),
+                    (bw * 0.22, -0.25),
+                ],
+                wing,
+            )
+        )
     if look.pattern == "bars":
         for k in range(4):
             x = -bw * 0.3 + k * bw * 0.12
@@ -236,14 +492,19 @@ def bird_shapes(look: Look, pose: str, rng: np.random.Generator) -> list[Shape]:
     elif look.extra == "fan":
         shapes.append(ellipse(hx + hr * 0.5, hy + hr * 1.0, hr * 0.3, hr * 0.6, (195, 40, 40), n=8))
     bl = look.beak_len
-    shapes.append(poly([(hx + hr * 0.75, hy - hr * 0.3), (hx + hr * 0.75 + bl, hy + hr * 0.05),
-                        (hx + hr * 0.75, hy + hr * 0.3)], jitter(look.beak, rng, 8)))
+    shapes.append(
+        poly(
+            [(hx + hr * 0.75, hy - hr * 0.3), (hx + hr * 0.75 + bl, hy + hr * 0.05), (hx + hr * 0.75, hy + hr * 0.3)],
+            jitter(look.beak, rng, 8),
+        )
+    )
     shapes.append(ellipse(hx + hr * 0.3, hy - hr * 0.25, hr * 0.17, hr * 0.17, (10, 10, 10), n=8))
     return shapes
 
 
-def _upright_bird(look: Look, body: RGB, wing: RGB, head: RGB, belly: RGB, s: float,
-                  rng: np.random.Generator) -> list[Shape]:
+def _upright_bird(
+    look: Look, body: RGB, wing: RGB, head: RGB, belly: RGB, s: float, rng: np.random.Generator
+) -> list[Shape]:
     """Owls and penguins: tall bodies, head on top, facing the viewer more than sideways."""
     bw = look.aspect * s
     hr = look.head_r * s
@@ -261,13 +522,22 @@ def _upright_bird(look: Look, body: RGB, wing: RGB, head: RGB, belly: RGB, s: fl
         for dx in (-0.38, 0.38):
             shapes.append(ellipse(hx + dx * hr, hy, hr * 0.24, hr * 0.24, (235, 190, 40), n=10))
             shapes.append(ellipse(hx + dx * hr, hy, hr * 0.11, hr * 0.11, (10, 10, 10), n=8))
-        shapes.append(poly([(hx - hr * 0.1, hy + hr * 0.2), (hx + hr * 0.1, hy + hr * 0.2), (hx, hy + hr * 0.5)],
-                           look.beak))
+        shapes.append(
+            poly([(hx - hr * 0.1, hy + hr * 0.2), (hx + hr * 0.1, hy + hr * 0.2), (hx, hy + hr * 0.5)], look.beak)
+        )
     else:  # penguin: white cheek patch, beak forward
         shapes.append(ellipse(hx + hr * 0.15, hy + hr * 0.25, hr * 0.5, hr * 0.35, (240, 240, 238), n=10))
         shapes.append(ellipse(hx + hr * 0.05, hy + hr * 0.55, hr * 0.45, hr * 0.2, (235, 200, 60), n=10))
-        shapes.append(poly([(hx + hr * 0.7, hy - hr * 0.1), (hx + hr * 0.7 + look.beak_len, hy + hr * 0.1),
-                            (hx + hr * 0.7, hy + hr * 0.25)], look.beak))
+        shapes.append(
+            poly(
+                [
+                    (hx + hr * 0.7, hy - hr * 0.1),
+                    (hx + hr * 0.7 + look.beak_len, hy + hr * 0.1),
+                    (hx + hr * 0.7, hy + hr * 0.25),
+                ],
+                look.beak,
+            )
+        )
         shapes.append(ellipse(hx + hr * 0.35, hy - hr * 0.2, hr * 0.13, hr * 0.13, (10, 10, 10), n=8))
     if look.pattern == "streaks":
         for _ in range(6):
@@ -279,8 +549,15 @@ def _upright_bird(look: Look, body: RGB, wing: RGB, head: RGB, belly: RGB, s: fl
 # ----------------------------------------------------------------------------------------------------------------
 # Things that are not birds (annotated under their own classes) and unlabelled clutter
 # ----------------------------------------------------------------------------------------------------------------
-BRIGHT: tuple[RGB, ...] = ((220, 40, 40), (240, 200, 40), (40, 90, 210), (240, 140, 30), (160, 60, 170),
-                           (245, 245, 245), (30, 160, 80))
+BRIGHT: tuple[RGB, ...] = (
+    (220, 40, 40),
+    (240, 200, 40),
+    (40, 90, 210),
+    (240, 140, 30),
+    (160, 60, 170),
+    (245, 245, 245),
+    (30, 160, 80),
+)
 FUR: tuple[RGB, ...] = ((150, 100, 60), (110, 105, 100), (200, 150, 90), (60, 50, 45), (220, 210, 195))
 
 
@@ -289,25 +566,38 @@ def distractor_shapes(name: str, rng: np.random.Generator) -> list[Shape]:
     pick = lambda palette: jitter(palette[rng.integers(len(palette))], rng)  # noqa: E731
     if name == "Butterfly":
         c, d = pick(BRIGHT), pick(FUR)
-        return [ellipse(-0.45, -0.3, 0.45, 0.35, c, angle=0.5), ellipse(0.45, -0.3, 0.45, 0.35, c, angle=-0.5),
-                ellipse(-0.35, 0.3, 0.3, 0.25, shade(c, 0.8), angle=-0.4),
-                ellipse(0.35, 0.3, 0.3, 0.25, shade(c, 0.8), angle=0.4), ellipse(0, 0, 0.08, 0.5, d, n=10)]
+        return [
+            ellipse(-0.45, -0.3, 0.45, 0.35, c, angle=0.5),
+            ellipse(0.45, -0.3, 0.45, 0.35, c, angle=-0.5),
+            ellipse(-0.35, 0.3, 0.3, 0.25, shade(c, 0.8), angle=-0.4),
+            ellipse(0.35, 0.3, 0.3, 0.25, shade(c, 0.8), angle=0.4),
+            ellipse(0, 0, 0.08, 0.5, d, n=10),
+        ]
     if name == "Kite":
         c, d = pick(BRIGHT), pick(BRIGHT)
-        return [line([(0, 0.9), (0.2, 1.4), (-0.1, 1.9), (0.1, 2.4)], shade(d, 0.7), 0.05),
-                poly([(0, -0.9), (0.6, 0), (0, 0.9), (-0.6, 0)], c), poly([(0, -0.9), (0.6, 0), (0, 0)], d)]
+        return [
+            line([(0, 0.9), (0.2, 1.4), (-0.1, 1.9), (0.1, 2.4)], shade(d, 0.7), 0.05),
+            poly([(0, -0.9), (0.6, 0), (0, 0.9), (-0.6, 0)], c),
+            poly([(0, -0.9), (0.6, 0), (0, 0)], d),
+        ]
     if name == "Ball":
         c = pick(BRIGHT)
         return [ellipse(0, 0, 0.5, 0.5, c, n=24), line([(-0.5, 0), (0.5, 0)], shade(c, 0.5), 0.08)]
     if name == "Airplane":
         c = jitter((225, 228, 232), rng, 10)
-        return [poly([(-0.1, 0), (-0.5, -0.9), (-0.3, -0.9), (0.25, 0)], shade(c, 0.85)),
-                poly([(-1.0, 0), (-1.2, -0.45), (-1.0, -0.45), (-0.8, 0)], shade(c, 0.8)),
-                ellipse(0, 0, 1.2, 0.16, c, n=24), poly([(-0.1, 0.05), (-0.45, 0.7), (-0.25, 0.7), (0.25, 0.05)], c)]
+        return [
+            poly([(-0.1, 0), (-0.5, -0.9), (-0.3, -0.9), (0.25, 0)], shade(c, 0.85)),
+            poly([(-1.0, 0), (-1.2, -0.45), (-1.0, -0.45), (-0.8, 0)], shade(c, 0.8)),
+            ellipse(0, 0, 1.2, 0.16, c, n=24),
+            poly([(-0.1, 0.05), (-0.45, 0.7), (-0.25, 0.7), (0.25, 0.05)], c),
+        ]
     if name == "Fish":
         c = pick(((230, 120, 40), (180, 185, 195), (200, 170, 60), (90, 110, 130)))
-        return [poly([(-0.6, 0), (-1.05, -0.35), (-1.0, 0.35)], shade(c, 0.85)), ellipse(0, 0, 0.7, 0.3, c),
-                ellipse(0.45, -0.06, 0.05, 0.05, (15, 15, 15), n=6)]
+        return [
+            poly([(-0.6, 0), (-1.05, -0.35), (-1.0, 0.35)], shade(c, 0.85)),
+            ellipse(0, 0, 0.7, 0.3, c),
+            ellipse(0.45, -0.06, 0.05, 0.05, (15, 15, 15), n=6),
+        ]
     if name == "Flower":
         c = pick(BRIGHT)
         shapes = [line([(0, 0.2), (0.05, 1.3)], (60, 130, 40), 0.08)]
@@ -317,33 +607,49 @@ def distractor_shapes(name: str, rng: np.random.Generator) -> list[Shape]:
         return [*shapes, ellipse(0, 0, 0.16, 0.16, (240, 200, 40), n=10)]
     if name == "Tree":
         leaf = jitter((50, 110, 40), rng, 20)
-        return [poly([(-0.12, 0.3), (0.12, 0.3), (0.15, 1.6), (-0.15, 1.6)], jitter((90, 65, 40), rng)),
-                ellipse(0, -0.1, 0.75, 0.6, leaf), ellipse(-0.35, 0.15, 0.45, 0.4, shade(leaf, 0.85)),
-                ellipse(0.4, 0.1, 0.45, 0.4, shade(leaf, 1.1))]
+        return [
+            poly([(-0.12, 0.3), (0.12, 0.3), (0.15, 1.6), (-0.15, 1.6)], jitter((90, 65, 40), rng)),
+            ellipse(0, -0.1, 0.75, 0.6, leaf),
+            ellipse(-0.35, 0.15, 0.45, 0.4, shade(leaf, 0.85)),
+            ellipse(0.4, 0.1, 0.45, 0.4, shade(leaf, 1.1)),
+        ]
     if name == "Car":
         c = pick(BRIGHT)
-        return [poly([(-1, 0), (1, 0), (1, 0.45), (-1, 0.45)], c),
-                poly([(-0.55, 0), (-0.35, -0.4), (0.4, -0.4), (0.6, 0)], shade(c, 0.9)),
-                ellipse(-0.6, 0.45, 0.22, 0.22, (25, 25, 25), n=12), ellipse(0.6, 0.45, 0.22, 0.22, (25, 25, 25), n=12)]
+        return [
+            poly([(-1, 0), (1, 0), (1, 0.45), (-1, 0.45)], c),
+            poly([(-0.55, 0), (-0.35, -0.4), (0.4, -0.4), (0.6, 0)], shade(c, 0.9)),
+            ellipse(-0.6, 0.45, 0.22, 0.22, (25, 25, 25), n=12),
+            ellipse(0.6, 0.45, 0.22, 0.22, (25, 25, 25), n=12),
+        ]
     if name == "Boat":
         c = pick(BRIGHT)
-        return [poly([(-1, -0.1), (1, -0.1), (0.7, 0.3), (-0.8, 0.3)], c),
-                line([(0, -0.1), (0, -1.3)], (90, 70, 50), 0.05), poly([(0.05, -1.25), (0.7, -0.2), (0.05, -0.2)],
-                                                                     (240, 240, 235))]
+        return [
+            poly([(-1, -0.1), (1, -0.1), (0.7, 0.3), (-0.8, 0.3)], c),
+            line([(0, -0.1), (0, -1.3)], (90, 70, 50), 0.05),
+            poly([(0.05, -1.25), (0.7, -0.2), (0.05, -0.2)], (240, 240, 235)),
+        ]
     if name == "Person":
         c, skin = pick(BRIGHT), jitter((210, 170, 140), rng, 20)
-        return [line([(-0.1, 0.5), (-0.15, 1.4)], (50, 50, 70), 0.16), line([(0.1, 0.5), (0.15, 1.4)], (50, 50, 70), 0.16),
-                poly([(-0.28, -0.45), (0.28, -0.45), (0.24, 0.55), (-0.24, 0.55)], c),
-                line([(-0.28, -0.4), (-0.45, 0.3)], skin, 0.1), line([(0.28, -0.4), (0.45, 0.3)], skin, 0.1),
-                ellipse(0, -0.7, 0.2, 0.24, skin, n=14)]
+        return [
+            line([(-0.1, 0.5), (-0.15, 1.4)], (50, 50, 70), 0.16),
+            line([(0.1, 0.5), (0.15, 1.4)], (50, 50, 70), 0.16),
+            poly([(-0.28, -0.45), (0.28, -0.45), (0.24, 0.55), (-0.24, 0.55)], c),
+            line([(-0.28, -0.4), (-0.45, 0.3)], skin, 0.1),
+            line([(0.28, -0.4), (0.45, 0.3)], skin, 0.1),
+            ellipse(0, -0.7, 0.2, 0.24, skin, n=14),
+        ]
     if name in ("Cat", "Dog"):
         c = pick(FUR)
         ear = 0.25 if name == "Cat" else 0.18
-        return [line([(-0.7, -0.05), (-1.05, -0.5)], c, 0.1),
-                line([(-0.45, 0.2), (-0.45, 0.7)], shade(c, 0.9), 0.13), line([(0.4, 0.2), (0.4, 0.7)], c, 0.13),
-                ellipse(0, 0, 0.75, 0.3, c), ellipse(0.8, -0.3, 0.28, 0.25, c, n=14),
-                poly([(0.62, -0.45), (0.68, -0.45 - ear), (0.8, -0.5)], shade(c, 0.9)),
-                poly([(0.85, -0.5), (0.98, -0.45 - ear), (1.0, -0.42)], shade(c, 0.9))]
+        return [
+            line([(-0.7, -0.05), (-1.05, -0.5)], c, 0.1),
+            line([(-0.45, 0.2), (-0.45, 0.7)], shade(c, 0.9), 0.13),
+            line([(0.4, 0.2), (0.4, 0.7)], c, 0.13),
+            ellipse(0, 0, 0.75, 0.3, c),
+            ellipse(0.8, -0.3, 0.28, 0.25, c, n=14),
+            poly([(0.62, -0.45), (0.68, -0.45 - ear), (0.8, -0.5)], shade(c, 0.9)),
+            poly([(0.85, -0.5), (0.98, -0.45 - ear), (1.0, -0.42)], shade(c, 0.9)),
+        ]
     raise ValueError(f"no drawing for {name!r}")
 
 
@@ -380,8 +686,9 @@ def smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int, channels:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def background(rng: np.random.Generator, h: int, w: int, top: str, ground: str | None, horizon: int,
-               clutter: float) -> np.ndarray:
+def background(
+    rng: np.random.Generator, h: int, w: int, top: str, ground: str | None, horizon: int, clutter: float
+) -> np.ndarray:
     """A float32 HxWx3 habitat background: gradients, value-noise texture, and the habitat's own pattern."""
     out = np.empty((h, w, 3), dtype=np.float32)
     regions = [(top, 0, horizon if ground else h)]
@@ -408,8 +715,16 @@ def background(rng: np.random.Generator, h: int, w: int, top: str, ground: str |
     return out
 
 
-def draw_clutter(draw: ImageDraw.ImageDraw, owner: ImageDraw.ImageDraw | None, rng: np.random.Generator, h: int,
-                 w: int, count: int, near: Sequence[tuple[float, float, float]] = (), blobs: float = 0.2) -> None:
+def draw_clutter(
+    draw: ImageDraw.ImageDraw,
+    owner: ImageDraw.ImageDraw | None,
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    count: int,
+    near: Sequence[tuple[float, float, float]] = (),
+    blobs: float = 0.2,
+) -> None:
     """Unlabelled clutter (branches, leaf clusters, blobs, rocks, grass blades), optionally near given objects.
 
     With `owner` given the clutter is foreground: it is also drawn on the owner map and hides what lies under it.
@@ -420,7 +735,9 @@ def draw_clutter(draw: ImageDraw.ImageDraw, owner: ImageDraw.ImageDraw | None, r
         else:
             cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(8, 60)
         rest = (1.0 - blobs) / 4
-        kind = rng.choice(("branch", "leaves", "blob", "rock", "blades"), p=(rest * 1.3, rest * 1.3, blobs, rest * 0.7, rest * 0.7))
+        kind = rng.choice(
+            ("branch", "leaves", "blob", "rock", "blades"), p=(rest * 1.3, rest * 1.3, blobs, rest * 0.7, rest * 0.7)
+        )
         shapes: list[tuple[str, list[tuple[float, float]], RGB, int]] = []
         if kind == "branch":
             a = rng.uniform(0, math.pi)
@@ -434,15 +751,22 @@ def draw_clutter(draw: ImageDraw.ImageDraw, owner: ImageDraw.ImageDraw | None, r
                 bx, by = cx + dx * t, cy + dy * t
                 b = a + rng.choice((-1, 1)) * rng.uniform(0.4, 1.0)
                 bl = length * rng.uniform(0.2, 0.5)
-                shapes.append(("line", [(bx, by), (bx + math.cos(b) * bl, by + math.sin(b) * bl)], col,
-                               max(1, wid // 2)))
+                shapes.append(
+                    ("line", [(bx, by), (bx + math.cos(b) * bl, by + math.sin(b) * bl)], col, max(1, wid // 2))
+                )
         elif kind == "leaves":
             col = jitter((rng.choice((60, 110, 170)), 130, 45), rng, 25)
             for _ in range(int(rng.integers(3, 9))):
                 lx, ly = cx + rng.normal(0, r * 0.4), cy + rng.normal(0, r * 0.4)
                 lr = r * rng.uniform(0.12, 0.3)
-                shapes.append(("ellipse", [(lx - lr, ly - lr * 0.55), (lx + lr, ly + lr * 0.55)],
-                               shade(col, rng.uniform(0.8, 1.2)), 0))
+                shapes.append(
+                    (
+                        "ellipse",
+                        [(lx - lr, ly - lr * 0.55), (lx + lr, ly + lr * 0.55)],
+                        shade(col, rng.uniform(0.8, 1.2)),
+                        0,
+                    )
+                )
         elif kind == "blob":  # bird-ish colours on purpose: a brown or white blob is a classic false positive
             col = jitter(rng.choice(np.asarray([(150, 110, 70), (235, 235, 235), (40, 40, 45), (200, 180, 60)])), rng)
             rx, ry = r * rng.uniform(0.2, 0.6), r * rng.uniform(0.15, 0.45)
@@ -455,8 +779,14 @@ def draw_clutter(draw: ImageDraw.ImageDraw, owner: ImageDraw.ImageDraw | None, r
             col = jitter((70, 125, 40), rng, 20)
             for _ in range(int(rng.integers(4, 12))):
                 bx = cx + rng.normal(0, r * 0.5)
-                shapes.append(("line", [(bx, cy + r * 0.5), (bx + rng.normal(0, r * 0.15), cy - r * rng.uniform(0, 0.6))],
-                               col, int(max(1, r * 0.04))))
+                shapes.append(
+                    (
+                        "line",
+                        [(bx, cy + r * 0.5), (bx + rng.normal(0, r * 0.15), cy - r * rng.uniform(0, 0.6))],
+                        col,
+                        int(max(1, r * 0.04)),
+                    )
+                )
         for shape_kind, pts, col, wid in shapes:
             for target, fill in ((draw, col), (owner, OCCLUDER)):
                 if target is None:
@@ -548,8 +878,12 @@ def visible_objects(owner: np.ndarray, drawn: list[Drawn], groups: list[Drawn]) 
         found = [slices[i - 1] for i in ids if slices[i - 1] is not None]
         if not found:
             return None
-        return (min(s[1].start for s in found), min(s[0].start for s in found),
-                max(s[1].stop for s in found), max(s[0].stop for s in found))
+        return (
+            min(s[1].start for s in found),
+            min(s[0].start for s in found),
+            max(s[1].stop for s in found),
+            max(s[0].stop for s in found),
+        )
 
     def truncated(extent: tuple[float, float, float, float]) -> bool:
         x0, y0, x1, y1 = extent
@@ -572,8 +906,12 @@ def visible_objects(owner: np.ndarray, drawn: list[Drawn], groups: list[Drawn]) 
             continue
         visible = sum(int(counts[m]) for m in g.members)
         full = sum(d.full_pixels for d in drawn if d.oid in g.members)
-        ext = (min(d.extent[0] for d in drawn if d.oid in g.members), min(d.extent[1] for d in drawn if d.oid in g.members),
-               max(d.extent[2] for d in drawn if d.oid in g.members), max(d.extent[3] for d in drawn if d.oid in g.members))
+        ext = (
+            min(d.extent[0] for d in drawn if d.oid in g.members),
+            min(d.extent[1] for d in drawn if d.oid in g.members),
+            max(d.extent[2] for d in drawn if d.oid in g.members),
+            max(d.extent[3] for d in drawn if d.oid in g.members),
+        )
         out.append(SceneObject(g.name, True, box, visible < 0.85 * full, truncated(ext), True))
     return out
 
@@ -583,9 +921,9 @@ def visible_objects(owner: np.ndarray, drawn: list[Drawn], groups: list[Drawn]) 
 # ----------------------------------------------------------------------------------------------------------------
 # Birds per photo by kind of photo: portraits hold one bird (sometimes two), busy scenes hold flocks.
 BIRD_COUNTS = {  # difficulty below: (P(1), P(2), P(3), P(4), P(5-8), P(9-15))
-    0.3: (0.80, 0.17, 0.03, 0.0, 0.0, 0.0),
-    0.6: (0.45, 0.25, 0.12, 0.08, 0.10, 0.0),
-    1.01: (0.20, 0.15, 0.10, 0.10, 0.25, 0.20),
+    0.3: (0.75, 0.20, 0.05, 0.0, 0.0, 0.0),
+    0.6: (0.15, 0.20, 0.15, 0.15, 0.20, 0.15),
+    1.01: (0.05, 0.05, 0.10, 0.10, 0.30, 0.40),
 }
 
 
@@ -622,7 +960,7 @@ def paint_scene(rng: np.random.Generator, with_birds: bool = True) -> Scene:
 
 def _paint(rng: np.random.Generator, with_birds: bool) -> Scene:
     w, h = int(rng.integers(200, 361)), int(rng.integers(200, 361))
-    difficulty = float(rng.beta(1.0, 1.7))
+    difficulty = float(rng.beta(1.0, 3.0))
     species = list(SPECIES_WEIGHTS)
     weights = np.asarray(list(SPECIES_WEIGHTS.values()), dtype=float)
     look_name = str(rng.choice(species, p=weights / weights.sum()))
@@ -650,8 +988,9 @@ def _paint(rng: np.random.Generator, with_birds: bool) -> Scene:
     groups: list[Drawn] = []
     next_id = 1
 
-    def add(name: str, is_bird: bool, shapes: list[Shape], size: float, cx: float, cy: float, angle: float,
-            flip: bool) -> Drawn:
+    def add(
+        name: str, is_bird: bool, shapes: list[Shape], size: float, cx: float, cy: float, angle: float, flip: bool
+    ) -> Drawn:
         nonlocal next_id
         placed, extent = place(shapes, size, cx, cy, angle, flip)
         obj = Drawn(name, is_bird, next_id, extent)
@@ -665,8 +1004,9 @@ def _paint(rng: np.random.Generator, with_birds: bool) -> Scene:
         return obj
 
     n_distract = int(rng.poisson(0.15 + 2.0 * difficulty**2)) if with_birds else int(rng.integers(1, 6))
-    distractor_plan = [str(rng.choice(DISTRACTORS_BY_HABITAT[ground or top if rng.random() < 0.5 else top]))
-                       for _ in range(n_distract)]
+    distractor_plan = [
+        str(rng.choice(DISTRACTORS_BY_HABITAT[ground or top if rng.random() < 0.5 else top])) for _ in range(n_distract)
+    ]
     bird_plan: list[tuple[float, float, float, float, bool, str]] = []
     if with_birds:
         bird_plan = _plan_birds(rng, look_name, w, h, top, ground, horizon, difficulty, groups)
@@ -694,9 +1034,14 @@ def _paint(rng: np.random.Generator, with_birds: bool) -> Scene:
 
     birds = [d for d in drawn if d.is_bird]
     occluders = [b for b in birds if rng.random() < 0.05 + 0.5 * difficulty]
-    near = [((b.extent[0] + b.extent[2]) / 2 + rng.normal(0, 0.3) * (b.extent[2] - b.extent[0]),
-             (b.extent[1] + b.extent[3]) / 2 + rng.normal(0, 0.3) * (b.extent[3] - b.extent[1]),
-             max(10.0, 0.6 * max(b.extent[2] - b.extent[0], b.extent[3] - b.extent[1]))) for b in occluders]
+    near = [
+        (
+            (b.extent[0] + b.extent[2]) / 2 + rng.normal(0, 0.3) * (b.extent[2] - b.extent[0]),
+            (b.extent[1] + b.extent[3]) / 2 + rng.normal(0, 0.3) * (b.extent[3] - b.extent[1]),
+            max(10.0, 0.6 * max(b.extent[2] - b.extent[0], b.extent[3] - b.extent[1])),
+        )
+        for b in occluders
+    ]
     draw_clutter(draw, owner, rng, h, w, len(near) + int(rng.poisson(3 * clutter)), near, blobs=0.05 + 0.3 * clutter)
 
     owner_map = np.asarray(owner_img)
@@ -706,8 +1051,17 @@ def _paint(rng: np.random.Generator, with_birds: bool) -> Scene:
     return Scene(pixels, objects, difficulty)
 
 
-def _plan_birds(rng: np.random.Generator, look_name: str, w: int, h: int, top: str, ground: str | None, horizon: int,
-                difficulty: float, groups: list[Drawn]) -> list[tuple[float, float, float, float, bool, str]]:
+def _plan_birds(
+    rng: np.random.Generator,
+    look_name: str,
+    w: int,
+    h: int,
+    top: str,
+    ground: str | None,
+    horizon: int,
+    difficulty: float,
+    groups: list[Drawn],
+) -> list[tuple[float, float, float, float, bool, str]]:
     """Where the birds go: (size px, centre x, centre y, angle, facing left, pose) each; flocks may be one group."""
     look = LOOKS[look_name]
     n = bird_count(rng, difficulty)
@@ -724,11 +1078,13 @@ def _plan_birds(rng: np.random.Generator, look_name: str, w: int, h: int, top: s
         hi = side * max(0.12, 0.6 / math.sqrt(n) - 0.15 * difficulty)
         base = float(np.exp(rng.uniform(math.log(12), math.log(max(hi, 14)))))
         sizes = [base * float(np.exp(rng.normal(0, 0.15))) for _ in range(n)]
-    flying = look.flies and (top == "sky" and (ground is None or rng.random() < 0.6)) and rng.random() < 0.8
+    portrait = n <= 2 and difficulty < 0.3
+    in_flight = 0.3 if portrait else 0.8  # portraits are mostly of perched, standing or swimming birds
+    flying = look.flies and (top == "sky" and (ground is None or rng.random() < 0.6)) and rng.random() < in_flight
     swimming = look.swims and "water" in (top, ground)
     pose = "flying" if flying else ("swimming" if swimming else "standing")
-    tight = n >= 5 and rng.random() < 0.35
-    spread = side * (0.12 if tight else rng.uniform(0.25, 0.5))
+    tight = n >= 5 and rng.random() < 0.25
+    spread = side * (0.1 if tight else rng.uniform(0.15, 0.3))
     cx0, cy0 = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
     if pose == "flying" and ground:
         cy0 = rng.uniform(0.1, 0.9) * horizon
@@ -741,12 +1097,16 @@ def _plan_birds(rng: np.random.Generator, look_name: str, w: int, h: int, top: s
             cx, cy = rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h
             if rng.random() < 0.12:  # cut by the frame
                 cx = rng.choice((rng.uniform(-0.25, 0.05), rng.uniform(0.95, 1.25))) * w
+        elif portrait and k == 1 and rng.random() < 0.75:  # a pair, mostly a little apart (sometimes touching)
+            x0, y0 = plans[0][1], plans[0][2]
+            gap = (sizes[0] + size) / 2 * rng.uniform(1.05, 1.5)
+            side_x = -1.0 if x0 > w / 2 else 1.0
+            cx, cy = x0 + side_x * gap, y0 + rng.normal(0, 0.15 * size)
         else:
             cx, cy = cx0 + rng.normal(0, spread), cy0 + rng.normal(0, spread * 0.6)
         angle = rng.normal(0, 0.35 if pose == "flying" else 0.08)
         flip = flip0 if same_way else bool(rng.random() < 0.5)
         plans.append((size, float(cx), float(cy), float(angle), flip, pose))
-        del k
     if tight:
         groups.append(Drawn("Bird:" + look_name, True, 0, (0, 0, 0, 0), members=list(range(len(plans)))))
     return plans
@@ -762,8 +1122,10 @@ def texture(canvas: Image.Image, owner: np.ndarray, drawn: list[Drawn], rng: np.
     """
     out = np.asarray(canvas, dtype=np.int16)
     h, w = owner.shape
+    birds = [d for d in drawn if d.is_bird]
+    plumage = LOOKS[birds[0].name.split(":", 1)[1]].plumage if birds else 1.0
     for ids, tile, amplitude in (
-        ([d.oid for d in drawn if d.is_bird], _texture_tile(0), rng.uniform(10, 22)),
+        ([d.oid for d in birds], _texture_tile(0), rng.uniform(10, 22) * plumage),
         ([d.oid for d in drawn if d.name in FURRY], _texture_tile(1), rng.uniform(6, 14)),
     ):
         if not ids:

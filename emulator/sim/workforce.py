@@ -30,9 +30,7 @@ def worker_answers(ref: ImageReference, n_workers: int, rng: np.random.Generator
     truth = ref.bird_boxes_px()
     flags = [b for b in ref.boxes if b.is_bird]
     distractors = [b.pixels(ref.width, ref.height) for b in ref.boxes if not b.is_bird]
-    return [
-        _one_worker(truth, flags, distractors, ref.width, ref.height, rng) for _ in range(max(1, int(n_workers)))
-    ]
+    return [_one_worker(truth, flags, distractors, ref.width, ref.height, rng) for _ in range(max(1, int(n_workers)))]
 
 
 def _one_worker(truth, flags, distractors, width: int, height: int, rng: np.random.Generator) -> list[PixelBox]:

@@ -1,5 +1,8 @@
 """The seed's experiment by hand against the emulator: job 1 from scratch, job 2 from job 1's model, job 3 without.
 
+Run with `make acceptance` (about 5 minutes on 2 cores). Not yet part of `make test`: the learner does not meet its
+margins yet (last run: 38.6% / 45.1% / 36.6% machine-labeled, machine mIoU 0.58 / 0.61 / 0.62), see issue #3.
+
 Machine-labeled shares come out of the emulator's real training and calibration; this test pins the relations the
 seed observed (pretrained clearly above the fair baseline) and the quality target, and that the notebook's own
 post-processing code reads the outputs and agrees with LabelCounters.
