@@ -144,9 +144,6 @@ class LabelingBackend:
 
     # -- API operations ------------------------------------------------------------------------------------------
     def create(self, region: str, request: dict) -> LabelingJob:
-        attr = request["LabelAttributeName"]
-        if attr.endswith("-metadata"):
-            raise validation_error(f"LabelAttributeName {attr!r} must not end with '-metadata'")
         name = request["LabelingJobName"]
         job = LabelingJob(
             name=name,

@@ -47,14 +47,12 @@ class OutputWriter:
         job_name: str,
         attribute: str,
         class_names: list[str],
-        region: str,
     ) -> None:
         self.storage = storage
         self.base = base
         self.job_name = job_name
         self.attribute = attribute
         self.class_names = class_names
-        self.region = region
 
     def at(self, *parts: str) -> S3Location:
         return self.base.join(*parts)

@@ -2,9 +2,12 @@
 
 Follows the documented bounding-box schedule: a probe batch of 10 to humans, a training batch of
 `MaxConcurrentTaskCount - 10` (skipped when an initial model is given), a validation batch (20% of the data below
-5,000 objects, 10% above), then rounds of train → calibrate a confidence threshold on the validation set to the
-quality target (mean IoU 0.6) → auto-label the unlabeled objects that clear it → send at most
-`MaxConcurrentTaskCount` of what is left (the least confident first) to humans — until everything is labeled.
+5,000 objects, 10% above), then rounds of:
+train (on every human label outside the validation set, each round from the job's starting point: fresh weights,
+or the `InitialActiveLearningModelArn` model fine-tuned) → infer on the unlabeled objects → calibrate a confidence
+threshold on the validation set to the quality target (mean IoU 0.6), judged on the confidences it will be applied
+to → auto-label the objects that clear it → send at most `MaxConcurrentTaskCount` of what is left (the least
+confident first) to humans — until everything is labeled.
 Everything the job reports (machine-labeled share, thresholds, validation mAP) comes out of that training and
 calibration. Durations are modelled from the request and pass on the job's simulated clock.
 """
@@ -77,6 +80,7 @@ class JobRunner:
         self.objects: list[DataObject] = []
         self.class_names: list[str] = []
         self.initial_model: Detector | None = None
+        self.initial_weights: bytes | None = None  # npz of the initial model: every round fine-tunes from it
         self.model: Detector | None = None
         self.model_data_url: str | None = None  # S3 artifacts of self.model
         self.writer: OutputWriter | None = None
@@ -140,7 +144,7 @@ class JobRunner:
         self.objects = self._read_manifest(manifest_uri)
         output_base = S3Location.parse(req["OutputConfig"]["S3OutputPath"]).join(self.job.name)
         self.writer = OutputWriter(
-            self.storage, output_base, self.job.name, req["LabelAttributeName"], self.class_names, self.job.region
+            self.storage, output_base, self.job.name, req["LabelAttributeName"], self.class_names
         )
         algo = req.get("LabelingJobAlgorithmsConfig") or {}
         if algo.get("InitialActiveLearningModelArn"):
@@ -222,6 +226,7 @@ class JobRunner:
             url = self.storage.model_data_url(self.job.region, arn)
             weights, _meta = read_model_artifact(self.storage.read(url))
             model = Detector.from_npz(weights)
+            self.initial_weights = weights
             self.model_data_url = url
             return model
         except (StorageError, ValueError) as exc:
@@ -269,15 +274,15 @@ class JobRunner:
         first_round = True
         while self._pending() and self._may_continue():
             iteration += 1
-            # A given initial model is calibrated and used at once; every later round trains (warm) on all
+            # A given initial model is calibrated and used at once; every later round trains (see _train) on all
             # human labels outside the validation set.
             if not (first_round and self.initial_model is not None):
                 training = [o for o in self.objects if o.label and o.label.human and o.index not in validation_ids]
                 self.model = self._train(iteration, training, validation)
             first_round = False
-            threshold = self._calibrate(validation)
             pending = self._pending()
             predictions = self._infer(iteration, pending)
+            threshold = self._calibrate(validation, [p.confidence for p in predictions])
             auto_labeled = []
             if threshold is not None:
                 for obj, pred in zip(pending, predictions, strict=True):
@@ -350,14 +355,17 @@ class JobRunner:
     def _train(self, iteration: int, training: list[DataObject], validation: list[DataObject]) -> Detector:
         self._check_stop()
         self._inject("training")
-        model = self.model if self.model is not None else Detector.new(self.seed)
+        # Every round trains on all human labels so far from the job's starting point (retraining, as the service
+        # does), rather than nudging the previous round's model: a fine-tuned model stays close to where it started.
+        warm = self.initial_weights is not None
+        model = Detector.from_npz(self.initial_weights) if warm else Detector.new(self.seed)
         name = self.writer.training_job_name(iteration)
         started = self._now()
         config = {
             "num_training_samples": str(len(training)),
             "epochs": str(TRAINING_EPOCHS),
             "num_classes": str(len(self.class_names)),
-            "warm_start": "false" if self.model is None else "true",
+            "warm_start": "true" if warm else "false",
         }
         events: list[tuple[float, str]] = [
             (started, f"[{_log_time(started)} INFO] Final configuration: {_py2_dict(config)}")
@@ -393,13 +401,15 @@ class JobRunner:
         self.storage.put_log_events(self.job.region, TRAINING_LOG_GROUP, f"{name}/algo-1-{int(started)}", events)
         return model
 
-    def _calibrate(self, validation: list[DataObject]) -> float | None:
+    def _calibrate(self, validation: list[DataObject], pending: list[float]) -> float | None:
+        """The round's auto-labeling threshold: calibrated on the validation set against the human labels, and
+        judged on the confidences of the pending objects it will be applied to."""
         confidences, mious = [], []
         for obj in validation:
             pred = self.model.predict(obj.image)
             confidences.append(pred.confidence)
             mious.append(image_miou(pred.boxes, obj.label.boxes))
-        return calibrate_threshold(confidences, mious, target=QUALITY_TARGET_MIOU)
+        return calibrate_threshold(confidences, mious, target=QUALITY_TARGET_MIOU, pending=pending)
 
     def _infer(self, iteration: int, pending: list[DataObject]):
         self._check_stop()

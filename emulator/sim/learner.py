@@ -1,22 +1,27 @@
 """The auto-labeling model: a small object detector trained on the images' pixels, on CPU, in seconds.
 
 How it sees (everything learned from the human labels it is given; nothing about the synthetic scenes is built in):
-1. **Cell features.** The image is cut into 8x8-pixel cells. Each cell gets colour (RGB, opponent colours,
-   saturation), brightness and its spread, and oriented gradient energy — and the same pooled over 3x3, 7x7 and
-   15x15 cells and the whole image, so a cell also knows its surroundings ("brown, textured, on a smooth blue field").
-2. **Cell model.** A two-hidden-layer perceptron (numpy, Adam) predicts how much of each cell lies inside a bird box.
-   It trains epoch by epoch, so a loaded model keeps learning from its weights (a real warm start).
-3. **Proposals.** The cell probabilities, upsampled to 4-px resolution, are cut at three levels; each connected
-   region is a candidate box (three levels let touching birds separate where the map dips between them).
-4. **Box head.** A logistic model scores each candidate from its shape and the map around it (the probability that
-   it matches a true box at IoU 0.5); non-maximum suppression, then candidates above a learned operating point stay.
-5. **Image confidence.** A ridge model predicts the image's mIoU from what the prediction looks like (how sure the
-   boxes are, how much probability mass they leave unexplained, how ambiguous the map is). Labeling jobs calibrate
-   their auto-labeling threshold on exactly this number.
+1. **Cell features.** The image and its half-size copy are cut into 8x8-pixel cells. Each cell gets colour (RGB,
+   opponent colours, saturation, colour variety), brightness and its spread, oriented gradient energy, fine texture
+   and where in the cell it is bright — and the same pooled over 3x3, 7x7 and 15x15 cells and the whole image, so a
+   cell also knows its surroundings ("brown, finely textured, on a smooth blue field"). Cached per image content.
+2. **Cell model.** A two-hidden-layer perceptron (numpy, Adam) predicts how much of each cell lies inside a bird
+   box, at both scales (a large bird at half size looks like a medium one). It trains epoch by epoch, so a loaded
+   model keeps learning from its weights: a real warm start, fine-tuned gently (lower learning rate, weights decaying
+   towards the pretrained ones rather than towards zero).
+3. **Proposals.** Each probability map, upsampled to half-cell resolution, is cut at three levels; every connected
+   region is a candidate box, described by its shape, the map inside, around and along each side, and how its
+   colour and texture differ from its surroundings.
+4. **Scorer.** A small perceptron predicts each candidate's IoU with the bird it shows; non-maximum suppression
+   (which also removes fragments and mergers of a better box), then the candidates above a learned operating point.
+5. **Image confidence.** A ridge model predicts the image's mIoU from what the prediction looks like: how sure the
+   boxes are, how many blobs the maps hold for the boxes kept, how much probability is left unexplained, whether a
+   box holds separate peaks. Labeling jobs calibrate their auto-labeling threshold on exactly this number
+   (`calibrate_threshold`).
 
-The box head, the operating point and the image-confidence model are fitted on *held-out* training images (a fixed
-quarter, chosen by the image's content hash, that the cell model never trains on), so they see the cell model's
-honest mistakes rather than its memory of the training set.
+The scorer and the confidence model must learn from the kind of maps the detector meets on new images, not from its
+memory of its training images: they are fitted on out-of-fold maps (two-fold cross-fitting) and, for the confidence,
+also on the validation images. Training keeps the epoch with the lowest validation cell loss (early stopping).
 
 Weights travel as npz (`to_npz` / `from_npz`, `allow_pickle=False`): arrays and a format version, nothing else.
 """
@@ -29,6 +34,7 @@ import io
 import itertools
 import math
 import threading
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -53,25 +59,39 @@ MAX_TRAIN_CELLS = 160_000  # cells per epoch: every cell near a box, and a weigh
 BATCH = 2048
 LEARNING_RATE = 3e-3
 WEIGHT_DECAY = 1e-4
+ANCHOR_STRENGTH = 10.0  # L2-SP: fine-tuned weights are pulled to the pretrained ones 10x harder than to 0
 MAP_IMAGES = 32  # validation images scored for the per-epoch mAP log line
 
 PixelBox = tuple[int, int, int, int]
 ImageInput = bytes | bytearray | memoryview | np.ndarray
 
 
-_BLAS: list[ThreadpoolController] = []
+_BLAS = threading.Lock()
+_BLAS_STATE: dict = {"users": 0, "limiter": None, "controller": None}
 
 
 def one_blas_thread(fn: Callable) -> Callable:
     """Run `fn` with single-threaded BLAS: the matrices here are small, and on a busy two-core machine BLAS threads
-    only fight each other (a 20x slowdown measured); single-threaded, the learner stays predictable."""
+    only fight each other (a 20x slowdown measured); single-threaded, the learner stays predictable.
+
+    The limit is process-wide, so it is counted: the first caller (of any thread) sets it, the last one restores it.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if not _BLAS:
-            _BLAS.append(ThreadpoolController())
-        with _BLAS[0].limit(limits=1, user_api="blas"):
+        with _BLAS:
+            if _BLAS_STATE["users"] == 0:
+                if _BLAS_STATE["controller"] is None:
+                    _BLAS_STATE["controller"] = ThreadpoolController()
+                _BLAS_STATE["limiter"] = _BLAS_STATE["controller"].limit(limits=1, user_api="blas")
+            _BLAS_STATE["users"] += 1
+        try:
             return fn(*args, **kwargs)
+        finally:
+            with _BLAS:
+                _BLAS_STATE["users"] -= 1
+                if _BLAS_STATE["users"] == 0:
+                    _BLAS_STATE["limiter"].restore_original_limits()
 
     return wrapper
 
@@ -210,7 +230,7 @@ def pyramid(rgb: np.ndarray) -> Pyramid:
 class FeatureCache:
     """Cell-feature pyramids by image content hash (the same image is inferred every round), bounded LRU."""
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 3000) -> None:
         self.capacity = capacity
         self._items: OrderedDict[bytes, Pyramid] = OrderedDict()
         self._lock = threading.Lock()
@@ -263,6 +283,7 @@ class CellModel:
     def __init__(self, params: dict[str, np.ndarray]) -> None:
         self.params = params
         self.learning_rate = LEARNING_RATE
+        self.anchor: dict[str, np.ndarray] | None = None  # fine-tuning: weights decay towards these, not to zero
         self._adam: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._step = 0
 
@@ -280,11 +301,6 @@ class CellModel:
     def layers(self) -> int:
         return sum(1 for k in self.params if k.startswith("W"))
 
-    @property
-    def width(self) -> int:
-        """Units in the last hidden layer (what region pooling reads)."""
-        return int(self.params[f"W{self.layers - 1}"].shape[0])
-
     def _activations(self, x: np.ndarray) -> list[np.ndarray]:
         acts = [x]
         for k in range(self.layers):
@@ -292,13 +308,13 @@ class CellModel:
             acts.append(np.maximum(z, 0.0) if k < self.layers - 1 else z)
         return acts
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(probability per row, last hidden layer's activations per row)."""
-        acts = self._activations(x)
-        return _sigmoid(acts[-1][:, 0]), acts[-2]
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """The probability of each row (cell) lying inside a bird box."""
+        return _sigmoid(self._activations(x)[-1][:, 0])
 
     def loss(self, x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> float:
-        p = self.forward(x)[0]
+        """Weighted binary cross-entropy (the early-stopping criterion)."""
+        p = self.forward(x)
         return float(-(weight * (y * np.log(p + 1e-6) + (1 - y) * np.log(1 - p + 1e-6))).sum() / weight.sum())
 
     def snapshot(self) -> dict[str, np.ndarray]:
@@ -315,7 +331,9 @@ class CellModel:
             grad = ((p - yb) * wb / wb.sum())[:, None].astype(np.float32)
             grads = {}
             for k in reversed(range(self.layers)):
-                grads[f"W{k}"] = acts[k].T @ grad + WEIGHT_DECAY * self.params[f"W{k}"]
+                anchor = self.anchor.get(f"W{k}") if self.anchor else None
+                decay = self.params[f"W{k}"] if anchor is None else (self.params[f"W{k}"] - anchor) * ANCHOR_STRENGTH
+                grads[f"W{k}"] = acts[k].T @ grad + WEIGHT_DECAY * decay
                 grads[f"b{k}"] = grad.sum(axis=0)
                 if k:
                     grad = (grad @ self.params[f"W{k}"].T) * (acts[k] > 0)
@@ -363,7 +381,7 @@ class Maps:
 
 @dataclass
 class Candidate:
-    """A proposed box: the region's bounding box, its features, then the refined box and its predicted IoU."""
+    """A proposed box: the region's bounding box and features, then its pixel box and score (predicted IoU)."""
 
     region: tuple[float, float, float, float]  # x0, y0, x1, y1 of the region, pixels
     features: np.ndarray
@@ -376,8 +394,9 @@ def candidates(maps: Maps) -> list[Candidate]:
 
     The features describe the region (level, size, aspect, mean/max probability, fill), its surroundings (the map
     in a ring around it, whether it touches the frame, how many regions the cut made) and each side's edge (the map
-    just inside and just outside it): what the scorer needs to tell a bird from a fragment or a merger, and what
-    box regression needs to move the sides. All regions of a level are measured at once on a summed-area table.
+    just inside and just outside it), and how the region's colour and texture differ from the ring around it: what
+    the scorer needs to tell a bird from a fragment, a merger or a distractor, and a snug box from a loose one. All
+    regions of a level are measured at once on summed-area tables.
     """
     fine, h, w = maps.fine, maps.height, maps.width
     step = CELL // UPSAMPLE * maps.scale  # original pixels per fine-map cell
@@ -602,6 +621,7 @@ class Head:
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, hidden: tuple[int, ...] = (), seed: int = 0) -> Head:
         """Ridge regression (no hidden layers) or a small perceptron regressor, on standardised inputs."""
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import Ridge
         from sklearn.neural_network import MLPRegressor
 
@@ -609,9 +629,11 @@ class Head:
         scale = x.std(axis=0) + 1e-6
         xs = (x - mean) / scale
         y2 = y.reshape(len(y), -1)
-        if hidden:
+        if hidden:  # a capped number of L-BFGS iterations is the regulariser here, not a failure to report
             model = MLPRegressor(hidden_layer_sizes=hidden, alpha=1e-2, solver="lbfgs", max_iter=200, random_state=seed)
-            model.fit(xs, y2 if y2.shape[1] > 1 else y2[:, 0])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(xs, y2 if y2.shape[1] > 1 else y2[:, 0])
             weights, biases = model.coefs_, model.intercepts_
         else:
             model = Ridge(alpha=3.0).fit(xs, y2)
@@ -659,7 +681,12 @@ HEADS = {  # name: (inputs, outputs)
 
 
 class Detector:
-    """A bird detector: cell model, box regressor and scorer, operating point, image-confidence model."""
+    """A bird detector: cell model, candidate scorer, operating point and image-confidence model (see the module).
+
+    `Detector.new(seed)` starts untrained; `fit` trains (warm when already trained or loaded); `predict` labels one
+    image; `to_npz` / `from_npz` store and load it. `num_training_samples` is the number of images the last `fit`
+    was given (what the training log reports).
+    """
 
     def __init__(
         self,
@@ -726,7 +753,11 @@ class Detector:
         try:
             if int(arrays["cell_size"]) != CELL:
                 raise ValueError(f"model weights use {int(arrays['cell_size'])}-px cells, not {CELL}")
-            params = {k[5:]: np.asarray(v, dtype=np.float32) for k, v in arrays.items() if k.startswith("cell_")}
+            params = {
+                k[5:]: np.asarray(v, dtype=np.float32)
+                for k, v in arrays.items()
+                if k.startswith(("cell_W", "cell_b")) and k[6:].isdigit()
+            }
             weights = [params.get(f"W{k}") for k in range(sum(1 for p in params if p.startswith("W")))]
             biases = [params.get(f"b{k}") for k in range(len(weights))]
             _check_chain("cell model", bool(weights), weights, biases, FEATURES, 1)
@@ -763,7 +794,7 @@ class Detector:
         model = cells or self.cells
         out = []
         for scale, (base, _, _) in zip(SCALES, pyr.levels, strict=True):
-            prob, _ = model.forward(self._normalised(base))
+            prob = model.forward(self._normalised(base))
             looks = base[..., list(LOOKS)].astype(np.float32)
             out.append(Maps(prob.reshape(base.shape[:2]), pyr.height, pyr.width, scale, looks))
         return out
@@ -820,15 +851,15 @@ class Detector:
         validation: tuple[Sequence[ImageInput], Sequence[Sequence[Sequence[float]]]] | None = None,
         on_epoch: Callable[[int, float], None] | None = None,
     ) -> Detector:
-        """Train on images with their pixel boxes; continues from the current weights (a warm start when loaded).
+        """Train on `images` (JPEG bytes or RGB arrays) with their pixel `boxes`; continues from the current weights.
 
-        The cell model trains for `epochs` passes; the epoch whose weights give the lowest cell loss on the
-        validation images (or, without them, on a quarter of the training images held out by content hash) is kept
-        (early stopping, as SageMaker's built-in algorithms do on their validation channel). The box scorer, the
-        operating point and the image-confidence model are then fitted on all training images. A warm-started model
-        that ends up worse on validation (mean mIoU) than it began is rolled back: fine-tuning on a small, hard batch
-        must not undo what a pretrained model knew. `on_epoch(epoch, validation_map)` is called after every epoch
-        with AP at IoU 0.5 on up to MAP_IMAGES of the validation images (0.0 without validation).
+        The cell model trains for `epochs` passes over its cells; the epoch whose weights give the lowest cell loss on
+        the validation images (or, without them, on a quarter of the training images held out by content hash) is
+        kept — early stopping, as SageMaker's built-in algorithms do on their validation channel; if no epoch beats
+        the weights it started from, the model stays as it was. Then the scorer, the operating point and the
+        image-confidence model are refitted (see `_out_of_fold` and `_fit_heads`).
+        `on_epoch(epoch, validation_map)` is called after every epoch with the AP at IoU 0.5 on (up to MAP_IMAGES
+        of) the `validation` = (images, boxes) pair, 0.0 without one — the `validation mAP` of the training log.
         """
         if len(images) != len(boxes):
             raise ValueError(f"{len(images)} images but {len(boxes)} box lists")
@@ -845,8 +876,11 @@ class Detector:
             train = [i for i in range(len(images)) if not held[i]]
             stop_images = [images[i] for i in range(len(images)) if held[i]]
             stop_boxes = [boxes[i] for i in range(len(images)) if held[i]]
-        start = Detector.from_npz(self.to_npz()) if self.trained else None
-        self.cells.learning_rate = LEARNING_RATE / 3 if self.trained else LEARNING_RATE  # fine-tune gently
+        start = self.cells.snapshot() if self.trained else None
+        # Fine-tuning: a gentler learning rate, and weight decay towards the pretrained weights (L2-SP) instead of
+        # towards zero, so a small, hard batch adds to what the model knows rather than overwriting it.
+        self.cells.learning_rate = LEARNING_RATE / 3 if self.trained else LEARNING_RATE
+        self.cells.anchor = self.cells.snapshot() if self.trained else None
         samples = self._cell_samples(images, boxes, rng)
         x, y, weight = self._stacked([samples[i] for i in train], fix_normalisation=not self.trained)
         sx, sy, sw = self._stacked(self._cell_samples(stop_images, stop_boxes, rng))
@@ -861,15 +895,8 @@ class Detector:
                 on_epoch(epoch, round(self._validation_map(val), 4) if val is not None else 0.0)
         self.cells.params = best
         if best_epochs or not self.trained:
-            start_params = start.cells.params if start is not None else None
-            views = self._out_of_fold(images, samples, max(best_epochs, 1), start_params, rng)
+            views = self._out_of_fold(images, samples, max(best_epochs, 1), start, rng)
             self._fit_heads(views, boxes, val)
-            if start is not None and val is not None and self._validation_miou(val) < start._validation_miou(val):
-                self.cells.params, self.heads, self.keep_threshold = (
-                    start.cells.params,
-                    start.heads,
-                    start.keep_threshold,
-                )
         self.num_training_samples = len(images)
         self.trained = True
         return self
@@ -894,7 +921,7 @@ class Detector:
             if not fold or not other:
                 continue
             model = CellModel({k: v.copy() for k, v in start.items()}) if start else CellModel.initial(rng)
-            model.learning_rate = self.cells.learning_rate
+            model.learning_rate, model.anchor = self.cells.learning_rate, self.cells.anchor
             x, y, weight = self._stacked([samples[i] for i in other])
             for _ in range(epochs):
                 model.train_epoch(x, y, weight, rng)
@@ -903,19 +930,9 @@ class Detector:
         return views
 
     def _validation_map(self, val: tuple[list, list]) -> float:
+        """AP at IoU 0.5 on an evenly spaced subset of the validation images (the per-epoch log line)."""
         stride = max(1, len(val[0]) // MAP_IMAGES)
         return mean_average_precision(self, val[0][::stride], val[1][::stride])
-
-    def _validation_miou(self, val: tuple[list, list]) -> float:
-        stride = max(1, len(val[0]) // (3 * MAP_IMAGES))
-        return float(
-            np.mean(
-                [
-                    image_miou(self.predict(img).boxes, bxs)
-                    for img, bxs in zip(val[0][::stride], val[1][::stride], strict=True)
-                ]
-            )
-        )
 
     def _cell_samples(
         self, images: Sequence[ImageInput], boxes: Sequence[Sequence[Sequence[float]]], rng: np.random.Generator
@@ -1084,14 +1101,27 @@ def mean_average_precision(
 
 
 def calibrate_threshold(
-    confidences: Sequence[float], mious: Sequence[float], target: float = 0.6, min_count: int = 10, z: float = 1.28
+    confidences: Sequence[float],
+    mious: Sequence[float],
+    target: float = 0.6,
+    min_count: int = 20,
+    z: float = 1.28,
+    pending: Sequence[float] | None = None,
 ) -> float | None:
     """The lowest confidence threshold whose validation images (those at or above it) meet the quality target.
 
-    The quality of a threshold is judged conservatively — the mean mIoU of the images at or above it minus `z`
-    standard errors must reach `target`, over at least `min_count` images — because the threshold is chosen on the
-    same few hundred images it is judged on, and auto-labels are meant to meet the target, not to scrape past it on
-    a lucky sample. None when no threshold qualifies (the round auto-labels nothing).
+    `confidences` and `mious` are the model's image confidence and the image's mIoU against the human labels, one
+    per validation image. A threshold qualifies when the images at or above it, at least `min_count` of them, have
+    a mean mIoU whose conservative estimate (the mean minus `z` standard errors) reaches `target`: the threshold is
+    chosen on the same few hundred images it is judged on, and auto-labels are meant to meet the target, not to
+    scrape past it on a lucky sample.
+
+    `pending`, the confidences of the objects this threshold will be applied to, makes the calibration aim at the
+    quality of the auto-labels themselves: after the first round the unlabeled objects are the hard leftovers, so
+    the validation images above a threshold are a kinder crowd than the pending ones above it. The expected mIoU
+    of each pending object is read off the validation images (mIoU as a non-decreasing function of confidence,
+    isotonic regression), and the expected mean over the pending objects the threshold selects must also reach
+    the target. None when no threshold qualifies (the round auto-labels nothing).
     """
     conf = np.asarray(confidences, dtype=float)
     quality = np.asarray(mious, dtype=float)
@@ -1102,10 +1132,35 @@ def calibrate_threshold(
     n = np.arange(1, len(conf) + 1)
     mean = np.cumsum(quality) / n
     var = np.maximum(np.cumsum(quality**2) / n - mean**2, 0.0)
-    lower = mean - z * np.sqrt(var / np.maximum(n - 1, 1))
+    margin = z * np.sqrt(var / np.maximum(n - 1, 1))
+    expected = _expected_pending_quality(conf, quality, pending)
     best = None
     for k in range(len(conf)):
         last_of_tie = k == len(conf) - 1 or conf[k + 1] < conf[k]  # a threshold takes every image at its level
-        if last_of_tie and n[k] >= min_count and lower[k] >= target:
-            best = float(conf[k])
+        if not (last_of_tie and n[k] >= min_count and mean[k] - margin[k] >= target):
+            continue
+        if expected is not None and expected(conf[k]) - margin[k] < target:
+            continue
+        best = float(conf[k])
     return best
+
+
+def _expected_pending_quality(
+    conf: np.ndarray, quality: np.ndarray, pending: Sequence[float] | None
+) -> Callable[[float], float] | None:
+    """threshold -> expected mean mIoU of the pending objects at or above it (None without pending objects)."""
+    if pending is None or len(conf) < 2:
+        return None
+    from sklearn.isotonic import IsotonicRegression
+
+    curve = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(conf, quality)
+    pool = np.sort(np.asarray(pending, dtype=float))[::-1]
+    if not len(pool):
+        return None
+    running = np.cumsum(curve.predict(pool)) / np.arange(1, len(pool) + 1)
+
+    def expected(threshold: float) -> float:
+        taken = int(np.searchsorted(-pool, -threshold, side="right"))  # pending objects at or above threshold
+        return float(running[taken - 1]) if taken else math.inf
+
+    return expected

@@ -16,6 +16,7 @@ without decoding pixels. Everything is a pure function of (index, seed): the sam
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -400,10 +401,12 @@ def generate_images(images: int, seed: int, processes: int | None = None) -> Ite
             if reference is None:  # pragma: no cover - a painter bug
                 raise RuntimeError(f"mirror painter sent file {index} without its reference")
             yield MirrorImage(reference.image_id, jpeg, reference, kind)
-    finally:
+    finally:  # also when the consumer stops early: the painters have nothing left to do
         for child in children:
             child.stdout.close()
-            child.wait(timeout=30)
+            if child.poll() is None:
+                child.kill()
+            child.wait()
 
 
 def _spawn_painter(images: int, seed: int, worker: int, workers: int) -> subprocess.Popen:
@@ -424,11 +427,12 @@ def _read_frame(child: subprocess.Popen) -> tuple[int, bytes]:
 def _paint_share(images: int, seed: int, worker: int, workers: int) -> None:
     """A painter child: render every `workers`-th file starting at `worker`, as frames on stdout."""
     out = sys.stdout.buffer
-    for index, kind in enumerate(mirror_plan(images, seed)):
-        if index % workers == worker:
-            jpeg = render(index, kind, seed).jpeg
-            out.write(index.to_bytes(4, "big") + len(jpeg).to_bytes(4, "big") + jpeg)
-    out.flush()
+    with contextlib.suppress(BrokenPipeError):  # the reader went away: nothing more is wanted
+        for index, kind in enumerate(mirror_plan(images, seed)):
+            if index % workers == worker:
+                jpeg = render(index, kind, seed).jpeg
+                out.write(index.to_bytes(4, "big") + len(jpeg).to_bytes(4, "big") + jpeg)
+        out.flush()
 
 
 def annotation_rows(image: MirrorImage, rng: np.random.Generator) -> list[str]:

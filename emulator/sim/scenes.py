@@ -10,8 +10,13 @@ each pixel, so each object's reference box is the tight box of the pixels still 
 Images boxes cover the visible extent; how much of the object is hidden gives `IsOccluded`, leaving the frame gives
 `IsTruncated`.
 
-Difficulty is a per-image latent in [0, 1]: it raises clutter, occluders, distractors, camouflage, haze and blur and
-lowers bird size. Nothing downstream reads it; it only shapes the pixels.
+Birds carry feather texture (fur for cats and dogs), so plumage is something to see rather than a flat polygon.
+
+Difficulty is a per-image latent in [0, 1], mostly low (Beta(1, 3)). Below 0.3 a photograph is a portrait: one bird,
+sometimes a pair, large, mostly perched or swimming, on a soft background. Higher difficulty brings more birds (flocks
+of up to 15, a tight flock sometimes boxed as one group), clutter, foreground occluders, distractors, camouflage,
+haze, blur and noise, and smaller birds. Nothing downstream reads it; it only shapes the pixels, and it is what
+decides how much a labeling job can auto-label (see emulator/sim/learner.py).
 """
 
 from __future__ import annotations
@@ -919,11 +924,14 @@ def visible_objects(owner: np.ndarray, drawn: list[Drawn], groups: list[Drawn]) 
 # ----------------------------------------------------------------------------------------------------------------
 # A whole scene
 # ----------------------------------------------------------------------------------------------------------------
+# The photographs' difficulty latent: mostly easy portraits, a tail of hard, busy scenes.
+DIFFICULTY_BETA = (1.0, 3.0)
+
 # Birds per photo by kind of photo: portraits hold one bird (sometimes two), busy scenes hold flocks.
 BIRD_COUNTS = {  # difficulty below: (P(1), P(2), P(3), P(4), P(5-8), P(9-15))
     0.3: (0.75, 0.20, 0.05, 0.0, 0.0, 0.0),
-    0.6: (0.15, 0.20, 0.15, 0.15, 0.20, 0.15),
-    1.01: (0.05, 0.05, 0.10, 0.10, 0.30, 0.40),
+    0.6: (0.35, 0.25, 0.10, 0.05, 0.10, 0.15),
+    1.01: (0.05, 0.05, 0.05, 0.05, 0.30, 0.50),
 }
 
 
@@ -960,7 +968,7 @@ def paint_scene(rng: np.random.Generator, with_birds: bool = True) -> Scene:
 
 def _paint(rng: np.random.Generator, with_birds: bool) -> Scene:
     w, h = int(rng.integers(200, 361)), int(rng.integers(200, 361))
-    difficulty = float(rng.beta(1.0, 3.0))
+    difficulty = float(rng.beta(*DIFFICULTY_BETA))
     species = list(SPECIES_WEIGHTS)
     weights = np.asarray(list(SPECIES_WEIGHTS.values()), dtype=float)
     look_name = str(rng.choice(species, p=weights / weights.sum()))

@@ -564,6 +564,11 @@ def request_problems(request: Mapping[str, Any], operation: str = "CreateLabelin
     """Every way ``request`` breaks the service model of ``operation``, each naming the field's path."""
     problems: list[str] = []
     _check(operation_input_shape(operation), request, "", problems)
+    if operation == "CreateLabelingJob":
+        attribute = request.get("LabelAttributeName")
+        if isinstance(attribute, str) and attribute.endswith("-metadata"):
+            # Documented, but not expressible in the model's pattern.
+            problems.append("LabelAttributeName: must not end in '-metadata'")
     return problems
 
 
@@ -572,11 +577,6 @@ def validate_request(request: Mapping[str, Any], operation: str = "CreateLabelin
     problems = request_problems(request, operation)
     if problems:
         raise RequestValidationError(operation, problems)
-    if operation == "CreateLabelingJob":
-        attribute = request.get("LabelAttributeName", "")
-        if isinstance(attribute, str) and attribute.endswith("-metadata"):
-            # Documented, but not expressible in the model's pattern.
-            raise RequestValidationError(operation, ["LabelAttributeName: must not end in '-metadata'"])
 
 
 _INTEGER_TEXT = re.compile(r"[+-]?\d+")

@@ -73,7 +73,7 @@ def test_duplicate_names_are_refused_case_insensitively(sagemaker, small):
         ),
         (lambda r: r["HumanTaskConfig"].update(TaskTimeLimitInSeconds=10), "HumanTaskConfig.TaskTimeLimitInSeconds"),
         (lambda r: r["HumanTaskConfig"].update(TaskTitle="x" * 129), "HumanTaskConfig.TaskTitle"),
-        (lambda r: r.update(LabelAttributeName="category-metadata"), "category-metadata"),
+        (lambda r: r.update(LabelAttributeName="category-metadata"), "LabelAttributeName: must not end in '-metadata'"),
     ],
 )
 def test_invalid_requests_get_validation_exception_naming_the_field(sagemaker, small, mutate, field):
