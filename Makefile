@@ -46,7 +46,7 @@ test: $(STAMP) browser
 
 # The seed's three-job experiment against the emulator (issue #3 acceptance, ~5 min): not in `make test` until it holds.
 acceptance: $(STAMP)
-	$(BIN)/python -m pytest tests/emulator/seed_experiment_check.py -p no:randomly
+	$(BIN)/python -m pytest tests/emulator/seed_experiment_check.py -p no:randomly -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

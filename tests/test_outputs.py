@@ -263,7 +263,7 @@ def test_reads_the_emulators_own_output_layout(s3, logs, bucket):
 
     job = f"emu-{uuid.uuid4().hex[:8]}"
     storage = Storage()
-    writer = OutputWriter(storage, S3Location(bucket, f"emu/output/{job}"), job, "category", ["Bird"], "us-east-1")
+    writer = OutputWriter(storage, S3Location(bucket, f"emu/output/{job}"), job, "category", ["Bird"])
     ts = time.time()
     human = Label(boxes=[(1, 2, 30, 40), (50, 60, 10, 10)], confidences=[0.8, 0.7], human=True, ts=ts)
     machine = Label(boxes=[(5, 5, 20, 20)], confidences=[0.95], human=False, ts=ts + 60)

@@ -12,9 +12,10 @@ import logging
 import re
 from dataclasses import asdict, dataclass
 
-from groundtruth.config import ExperimentConfig
+from groundtruth.config import ExperimentConfig, SourceConfig
 from groundtruth.manifests import bounding_box_template, class_labels, input_manifest, instructions_png
 from groundtruth.openimages import (
+    Candidate,
     class_subtree,
     copy_objects,
     existing_keys,
@@ -89,22 +90,9 @@ def select(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
         selection = json.loads(s3.get_object(Bucket=layout.bucket, Key=key)["Body"].read())
         log.info("selection: reusing %s (%d images)", layout.uri("selection.json"), len(selection["images"]))
         return _selection_summary(selection, layout)
-    src = config.source
-    hierarchy = json.loads(s3.get_object(Bucket=src.bucket, Key=src.hierarchy_key)["Body"].read())
-    classes = class_subtree(hierarchy, config.class_id)
-    log.info("selection: %s and %d subclasses", config.class_id, len(classes) - 1)
-    body = s3.get_object(Bucket=src.bucket, Key=src.annotations_key)["Body"]
-    try:
-        candidates = iter_candidates(body, classes, skip=set(config.skip_images))
-
-        def sizes_of(image_ids: list[str]) -> dict[str, int | None]:
-            keys = [f"{src.image_prefix}{i}.jpg" for i in image_ids]
-            sizes = head_sizes(s3, src.bucket, keys, workers=config.copy_workers)
-            return {i: sizes[k] for i, k in zip(image_ids, keys, strict=True)}
-
-        chosen, skipped = select_images(candidates, sizes_of, config.images, int(config.max_image_mb * 1024 * 1024))
-    finally:
-        body.close()
+    classes, chosen, skipped = select_class_images(
+        s3, config.source, config.class_id, config.skip_images, config.max_image_mb, config.images, config.copy_workers
+    )
     if len(chosen) < config.images:
         raise ValueError(
             f"only {len(chosen)} images of class {config.class_id} qualify (asked for {config.images}; "
@@ -120,6 +108,31 @@ def select(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
     s3.put_object(Bucket=layout.bucket, Key=key, Body=json.dumps(selection).encode())
     log.info("selection: %d images, skipped %s", len(chosen), skipped)
     return _selection_summary(selection, layout)
+
+
+def select_class_images(
+    s3, src: SourceConfig, class_id: str, skip: list[str], max_image_mb: float, limit: int, workers: int
+) -> tuple[set[str], list[Candidate], dict[str, int]]:
+    """The first `limit` qualifying images of `class_id` and its subclasses, in annotation-file order (stable).
+
+    Returns (the class subtree, the chosen candidates with their boxes, counts of what was skipped and why).
+    """
+    hierarchy = json.loads(s3.get_object(Bucket=src.bucket, Key=src.hierarchy_key)["Body"].read())
+    classes = class_subtree(hierarchy, class_id)
+    log.info("selection: %s and %d subclasses", class_id, len(classes) - 1)
+    body = s3.get_object(Bucket=src.bucket, Key=src.annotations_key)["Body"]
+    try:
+        candidates = iter_candidates(body, classes, skip=set(skip))
+
+        def sizes_of(image_ids: list[str]) -> dict[str, int | None]:
+            keys = [f"{src.image_prefix}{i}.jpg" for i in image_ids]
+            sizes = head_sizes(s3, src.bucket, keys, workers=workers)
+            return {i: sizes[k] for i, k in zip(image_ids, keys, strict=True)}
+
+        chosen, skipped = select_images(candidates, sizes_of, limit, int(max_image_mb * 1024 * 1024))
+    finally:
+        body.close()
+    return classes, chosen, skipped
 
 
 def _selection_summary(selection: dict, layout: RunLayout) -> dict:
@@ -169,17 +182,12 @@ def write_inputs(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
         s3.put_object(
             Bucket=layout.bucket, Key=layout.key(f"iteration-{part}", "input.manifest"), Body=input_manifest(chunk)
         )
-    s3.put_object(Bucket=layout.bucket, Key=layout.key("class_labels.json"), Body=class_labels([config.class_name]))
     # Two examples with their boxes drawn, as the notebook's instructions show (indices 1 and 3 there).
     examples = []
     for image_id in [images[i] for i in (1, 3) if i < len(images)]:
         jpeg = s3.get_object(Bucket=layout.bucket, Key=layout.key("images", f"{image_id}.jpg"))["Body"].read()
         examples.append((jpeg, [tuple(b) for b in selection["boxes"][image_id]]))
-    picture = instructions_png(examples, config.class_name) if examples else None
-    if picture:
-        s3.put_object(Bucket=layout.bucket, Key=layout.key("instructions.png"), Body=picture)
-    template = bounding_box_template(config.class_name, picture)
-    s3.put_object(Bucket=layout.bucket, Key=layout.key("instructions.template"), Body=template.encode())
+    write_worker_ui(s3, layout, config.class_name, examples)
     return {
         "iteration_1_manifest": layout.uri("iteration-1", "input.manifest"),
         "iteration_2_manifest": layout.uri("iteration-2", "input.manifest"),
@@ -187,6 +195,18 @@ def write_inputs(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
         "template_uri": layout.uri("instructions.template"),
         "objects": {"iteration-1": len(halves[1]), "iteration-2": len(halves[2]), "iteration-3": len(halves[2])},
     }
+
+
+def write_worker_ui(s3, layout: RunLayout, class_name: str, examples: list) -> dict[str, str]:
+    """`class_labels.json` and `instructions.template` (with `instructions.png` when there are examples, given as
+    (JPEG bytes, Open Images boxes)) under `layout`; returns their URIs."""
+    s3.put_object(Bucket=layout.bucket, Key=layout.key("class_labels.json"), Body=class_labels([class_name]))
+    picture = instructions_png(examples, class_name) if examples else None
+    if picture:
+        s3.put_object(Bucket=layout.bucket, Key=layout.key("instructions.png"), Body=picture)
+    template = bounding_box_template(class_name, picture)
+    s3.put_object(Bucket=layout.bucket, Key=layout.key("instructions.template"), Body=template.encode())
+    return {"labels_uri": layout.uri("class_labels.json"), "template_uri": layout.uri("instructions.template")}
 
 
 def inputs_for(iteration: int, written: dict, layout: RunLayout) -> JobInputs:
@@ -205,6 +225,16 @@ def job_request(
     config: ExperimentConfig, iteration: int, inputs: JobInputs, job_name: str, initial_model_arn: str | None = None
 ) -> dict:
     """The CreateLabelingJob request of one iteration, as the notebook builds it (validated against botocore)."""
+    return bounding_box_request(
+        config, inputs, job_name, initial_model_arn, {"experiment": config.name, "iteration": str(iteration)}
+    )
+
+
+def bounding_box_request(
+    config, inputs: JobInputs, job_name: str, initial_model_arn: str | None, tags: dict[str, str]
+) -> dict:
+    """The notebook's bounding-box CreateLabelingJob request for `inputs`, from any config carrying the labeling
+    fields of ExperimentConfig (class_name, region, label_attribute, role_arn, workforce, workers_per_object, ...)."""
     from groundtruth.requests import LabelingJobConfig, TaskType, build_create_labeling_job_request
 
     name = config.class_name
@@ -230,7 +260,7 @@ def job_request(
             auto_labeling=config.auto_labeling,
             initial_model_arn=initial_model_arn if config.auto_labeling else None,
             content_classifiers=["FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"],
-            tags={"experiment": config.name, "iteration": str(iteration)},
+            tags=tags,
         )
     )
 

@@ -9,7 +9,8 @@ The one rule: a retried, cleared or crashed task never starts a second paid job.
 * Before creating, it describes the job of that name. A job of this task's run is reattached to (waited on if
   running, returned if Completed, reported if Failed/Stopped). ``restart_failed_job=True`` instead starts a fresh
   attempt named ``<name>-a1``, ``-a2``...; later tries find the latest attempt the same way. A job of that name
-  from another run is ``action_if_job_exists``: ``"fail"`` (default) or ``"increment"`` (use the next free suffix).
+  from another run is ``action_if_job_exists``: ``"fail"`` (default), ``"increment"`` (use the next free suffix)
+  or ``"adopt"`` (another run of the same DAG made it for the same work: reuse it unless it failed).
 * ``ResourceInUse`` from ``CreateLabelingJob`` (an earlier try created the job and died before recording it, or a
   timed-out create did succeed) is treated as "exists" and goes through the same ownership check.
 
@@ -180,8 +181,11 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
     :param check_interval: seconds between status checks.
     :param max_wait: how long to wait (``timedelta`` or seconds); default 30 days. Exceeding it fails the task and
         leaves the job running; re-running the task reattaches to it.
-    :param action_if_job_exists: a job of this name exists but belongs to another run: ``"fail"`` (default) or
-        ``"increment"`` (use the next free ``-a<N>`` name).
+    :param action_if_job_exists: a job of this name exists but belongs to another run: ``"fail"`` (default),
+        ``"increment"`` (use the next free ``-a<N>`` name) or ``"adopt"``: when the job was made by another run of
+        the same DAG and did not end Failed/Stopped, reattach to it as if it were this task's own (a name that
+        identifies the work, not the run, makes a second run reuse the first one's job); otherwise go on to the next
+        free name as ``"increment"`` does. An adopted job is this task's to wait on and, on kill, to stop.
     :param restart_failed_job: when this task's own job ended Failed or Stopped, start a fresh attempt
         ``<name>-a<N>`` instead of failing.
     :param stop_job_on_kill: stop the job when the task is killed (marked failed/success, SIGTERM, execution timeout)
@@ -218,16 +222,16 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         deferrable: bool = True,
         check_interval: float = 60,
         max_wait: timedelta | float = timedelta(days=30),
-        action_if_job_exists: Literal["fail", "increment"] = "fail",
+        action_if_job_exists: Literal["fail", "increment", "adopt"] = "fail",
         restart_failed_job: bool = False,
         stop_job_on_kill: bool = True,
         max_job_attempts: int = 20,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if action_if_job_exists not in ("fail", "increment"):
+        if action_if_job_exists not in ("fail", "increment", "adopt"):
             raise ValueError(
-                f"action_if_job_exists accepts 'fail' and 'increment', not {action_if_job_exists!r} "
+                f"action_if_job_exists accepts 'fail', 'increment' and 'adopt', not {action_if_job_exists!r} "
                 f"(task {kwargs.get('task_id')!r})"
             )
         if check_interval <= 0:
@@ -415,6 +419,15 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
                             failure_message(description),
                         )
                     continue
+                return _Resolution("reattach", name, description)
+            if (
+                self.action_if_job_exists == "adopt"
+                and status not in FAILURE_STATES
+                and tags.get(TAG_DAG_ID) == tag_value(identity.dag_id)
+            ):
+                self.log.info(
+                    "Adopting labeling job %s (%s), started by %s for the same work", name, status, describe_owner(tags)
+                )
                 return _Resolution("reattach", name, description)
             if self.action_if_job_exists == "fail":
                 raise AirflowFailException(
