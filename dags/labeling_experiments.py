@@ -108,9 +108,9 @@ def build_dag(config: ExperimentConfig) -> DAG:
             return with_params(base, params)
 
         def clients(cfg: ExperimentConfig):
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from groundtruth.hooks import pooled_client
 
-            return S3Hook(aws_conn_id=cfg.aws_conn_id, region_name=cfg.region).get_conn()
+            return pooled_client(cfg.aws_conn_id, cfg.region, "s3", cfg.copy_workers)
 
         @task(task_id="select_images", execution_timeout=timedelta(hours=2))
         def select_images(params=None, run_id=None) -> dict:

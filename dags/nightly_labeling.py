@@ -174,9 +174,9 @@ def build_dag(config: NightlyConfig) -> DAG:
             return shard_day(context.get("logical_date"), context.get("data_interval_start"), base.timezone)
 
         def client(cfg: NightlyConfig, service: str):
-            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+            from groundtruth.hooks import pooled_client
 
-            return AwsBaseHook(aws_conn_id=cfg.aws_conn_id, client_type=service, region_name=cfg.region).get_conn()
+            return pooled_client(cfg.aws_conn_id, cfg.region, service, cfg.copy_workers)
 
         @task(task_id="select_shard", execution_timeout=timedelta(hours=2))
         def select_shard(params=None, **context) -> dict:

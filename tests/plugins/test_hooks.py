@@ -14,6 +14,7 @@ from groundtruth.hooks import (
     is_not_found_error,
     is_transient_error,
     percent_done,
+    pooled_client,
     progress_message,
     summarize_labeling_job,
 )
@@ -42,6 +43,14 @@ def test_caller_botocore_config_wins_key_by_key():
     )
     assert hook.config.retries == {"mode": "standard", "max_attempts": 3}
     assert hook.config.connect_timeout == 10  # our default for what the caller left unset
+
+
+@pytest.mark.parametrize(("pool", "expected"), [(32, 32), (4, 10)])
+def test_pooled_client_holds_a_connection_per_thread_and_retries_adaptively(pool, expected):
+    client = pooled_client(None, REGION, "s3", pool)
+    assert client.meta.config.max_pool_connections == expected
+    assert client.meta.config.retries["mode"] == "adaptive"
+    assert client.meta.region_name == REGION
 
 
 # ------------------------------------------------------------------------------------------------------ sync calls
