@@ -855,9 +855,11 @@ class Detector:
 
         The cell model trains for `epochs` passes over its cells; the epoch whose weights give the lowest cell loss on
         the validation images (or, without them, on a quarter of the training images held out by content hash) is
-        kept — early stopping, as SageMaker's built-in algorithms do on their validation channel; if no epoch beats
-        the weights it started from, the model stays as it was. Then the scorer, the operating point and the
-        image-confidence model are refitted (see `_out_of_fold` and `_fit_heads`).
+        kept — early stopping, as SageMaker's built-in algorithms do on their validation channel: the best epoch of
+        this run, also when a fine-tuning run on a small, hard batch never gets back below where it started (a
+        warm-started job keeps learning from its own labels instead of freezing at the model it was given). Then
+        the scorer, the operating point and the image-confidence model are refitted (see `_out_of_fold` and
+        `_fit_heads`).
         `on_epoch(epoch, validation_map)` is called after every epoch with the AP at IoU 0.5 on (up to MAP_IMAGES
         of) the `validation` = (images, boxes) pair, 0.0 without one — the `validation mAP` of the training log.
         """
@@ -884,8 +886,7 @@ class Detector:
         samples = self._cell_samples(images, boxes, rng)
         x, y, weight = self._stacked([samples[i] for i in train], fix_normalisation=not self.trained)
         sx, sy, sw = self._stacked(self._cell_samples(stop_images, stop_boxes, rng))
-        best_loss = self.cells.loss(sx, sy, sw) if self.trained else math.inf
-        best, best_epochs = self.cells.snapshot(), 0
+        best_loss, best, best_epochs = math.inf, self.cells.snapshot(), 0
         for epoch in range(epochs):
             self.cells.train_epoch(x, y, weight, rng)
             loss = self.cells.loss(sx, sy, sw)
@@ -894,9 +895,8 @@ class Detector:
             if on_epoch is not None:
                 on_epoch(epoch, round(self._validation_map(val), 4) if val is not None else 0.0)
         self.cells.params = best
-        if best_epochs or not self.trained:
-            views = self._out_of_fold(images, samples, max(best_epochs, 1), start, rng)
-            self._fit_heads(views, boxes, val)
+        views = self._out_of_fold(images, samples, max(best_epochs, 1), start, rng)
+        self._fit_heads(views, boxes, val)
         self.num_training_samples = len(images)
         self.trained = True
         return self

@@ -150,7 +150,7 @@ def test_training_a_loaded_model_continues_from_its_weights(data, trained):
     def distance(params):
         return sum(float(np.abs(params[k] - start[k]).sum()) for k in start)
 
-    assert distance(warm.cells.params) < 0.2 * distance(cold.cells.params)  # fine-tuned, not retrained
+    assert 0 < distance(warm.cells.params) < 0.5 * distance(cold.cells.params)  # fine-tuned: moved, not retrained
     assert np.array_equal(warm.feature_mean, normalisation)  # a warm start keeps the feature normalisation
     assert warm.num_training_samples == 40
     # what the pretrained model knew is kept: it beats a model that only ever saw the 40 new images
