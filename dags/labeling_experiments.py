@@ -15,7 +15,8 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Param, task
 
-from groundtruth.config import ConfigError, ExperimentConfig, load_experiment
+from groundtruth.config import ExperimentConfig, load_experiment
+from groundtruth.dagfactory import build_dags
 from groundtruth.operators import CreateLabelingJobOperator, ExperimentReportOperator
 
 EXPERIMENTS_DIR = Path(os.environ.get("GT_INCLUDE_DIR", Path(__file__).resolve().parent.parent / "include"))
@@ -188,27 +189,4 @@ def _render_report(base: ExperimentConfig, s3, logs, sagemaker, context, jobs: l
     return experiment.report(s3, logs, sagemaker, cfg, layout, context["dag"].dag_id, context["run_id"], jobs)
 
 
-class _InvalidExperiments(DAG):
-    """Carries config errors to the DagBag: it refuses validation, which records them as this file's import
-    error, while the valid experiments defined beside it are still bagged."""
-
-    def validate(self):
-        raise ConfigError(self.description)
-
-
-def _load_all() -> None:
-    errors = []
-    for path in sorted(EXPERIMENTS_DIR.glob("*.yaml")):
-        try:
-            dag = build_dag(load_experiment(path))
-        except ConfigError as exc:
-            errors.append(str(exc))
-            continue
-        globals()[dag.dag_id] = dag
-    if errors:
-        globals()["_invalid_experiments"] = _InvalidExperiments(
-            dag_id="labeling_experiment_invalid_configs", description=" | ".join(errors), schedule=None
-        )
-
-
-_load_all()
+build_dags(EXPERIMENTS_DIR, load_experiment, build_dag, "labeling_experiment_invalid_configs", globals())

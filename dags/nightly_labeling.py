@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
 
-from groundtruth.config import ConfigError, NightlyConfig, OpenImagesShards, load_nightly
+from groundtruth.config import NightlyConfig, OpenImagesShards, load_nightly
+from groundtruth.dagfactory import build_dags
 from groundtruth.nightly import notify_failure, pointer_uri
 from groundtruth.operators import CreateLabelingJobOperator
 
@@ -305,27 +306,4 @@ def build_dag(config: NightlyConfig) -> DAG:
     return dag
 
 
-class _InvalidNightlyConfigs(DAG):
-    """Carries config errors to the DagBag: it refuses validation, which records them as this file's import
-    error, while the valid nightlies defined beside it are still bagged."""
-
-    def validate(self):
-        raise ConfigError(self.description)
-
-
-def _load_all() -> None:
-    errors = []
-    for path in sorted(NIGHTLY_DIR.glob("*.yaml")):
-        try:
-            dag = build_dag(load_nightly(path))
-        except ConfigError as exc:
-            errors.append(str(exc))
-            continue
-        globals()[dag.dag_id] = dag
-    if errors:
-        globals()["_invalid_nightly_configs"] = _InvalidNightlyConfigs(
-            dag_id="nightly_labeling_invalid_configs", description=" | ".join(errors), schedule=None
-        )
-
-
-_load_all()
+build_dags(NIGHTLY_DIR, load_nightly, build_dag, "nightly_labeling_invalid_configs", globals())

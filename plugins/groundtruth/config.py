@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from groundtruth.requests import PublicWorkforce, Workforce
 
@@ -20,12 +20,61 @@ ROLE_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/.+$")
 LABEL_NAME_RE = re.compile(r"^/m/[0-9a-z_]+$")
 
 
+def _dag_name(v: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_]{0,40}", v):
+        raise ValueError("must be 1-41 lowercase letters, digits or underscores (it becomes part of the DAG id)")
+    return v
+
+
+def _bucket(v: str) -> str:
+    if not BUCKET_RE.match(v):
+        raise ValueError(f"{v!r} is not a valid S3 bucket name")
+    return v
+
+
+def _role(v: str) -> str:
+    if not ROLE_RE.match(v):
+        raise ValueError(f"{v!r} is not an IAM role ARN")
+    return v
+
+
+def _label_name(v: str) -> str:
+    if not LABEL_NAME_RE.match(v):
+        raise ValueError(f"{v!r} is not an Open Images LabelName like /m/015p6")
+    return v
+
+
+def _attribute(v: str) -> str:
+    if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}", v) or v.endswith("-metadata"):
+        raise ValueError("must match [a-zA-Z0-9](-*[a-zA-Z0-9]){0,126} and not end in -metadata")
+    return v
+
+
+def _prefix(v: str) -> str:
+    v = v.strip("/")
+    if not v or ".." in v.split("/"):
+        raise ValueError("must be a non-empty S3 key prefix without '..'")
+    return v
+
+
+# The fields experiments and nightlies share, each with its one check.
+DagName = Annotated[str, AfterValidator(_dag_name)]
+BucketName = Annotated[str, AfterValidator(_bucket)]
+RoleArn = Annotated[str, AfterValidator(_role)]
+LabelName = Annotated[str, AfterValidator(_label_name)]
+LabelAttribute = Annotated[str, AfterValidator(_attribute)]
+KeyPrefix = Annotated[str, AfterValidator(_prefix)]
+
+
 class ConfigError(ValueError):
     """An experiment file that cannot become a DAG; the message names the file and the field."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_M = TypeVar("_M", bound=_Strict)
 
 
 class SourceConfig(_Strict):
@@ -38,24 +87,24 @@ class SourceConfig(_Strict):
 class ExperimentConfig(_Strict):
     """What to label, how and where; every field a person may change is also a DAG Param."""
 
-    name: str
+    name: DagName
     description: str = ""
     owner: str = "ml-data-ops"
     tags: list[str] = Field(default_factory=lambda: ["groundtruth", "experiment"])
     schedule: str | None = None
     aws_conn_id: str = "aws_default"
     region: str = "us-east-1"
-    bucket: str
+    bucket: BucketName
     create_bucket: bool = False
-    prefix: str = "ground-truth-experiments"
-    role_arn: str
+    prefix: KeyPrefix = "ground-truth-experiments"
+    role_arn: RoleArn
     source: SourceConfig = Field(default_factory=SourceConfig)
-    class_id: str
+    class_id: LabelName
     class_name: str
     images: Annotated[int, Field(ge=2, le=100_000)] = 2500
     max_image_mb: Annotated[float, Field(gt=0, le=100)] = 6.0
     skip_images: list[str] = Field(default_factory=list)
-    label_attribute: str = "category"
+    label_attribute: LabelAttribute = "category"
     workforce: Workforce = Field(default_factory=lambda: PublicWorkforce(price_usd="0.036"))
     workers_per_object: Annotated[int, Field(ge=1, le=9)] = 3
     max_concurrent_tasks: Annotated[int, Field(ge=1, le=5000)] = 200
@@ -66,52 +115,9 @@ class ExperimentConfig(_Strict):
     copy_workers: Annotated[int, Field(ge=1, le=256)] = 32
     retries: Annotated[int, Field(ge=0, le=10)] = 2
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_]{0,40}", v):
-            raise ValueError("must be 1-41 lowercase letters, digits or underscores (it becomes part of the DAG id)")
-        return v
 
-    @field_validator("bucket")
-    @classmethod
-    def _bucket(cls, v: str) -> str:
-        if not BUCKET_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid S3 bucket name")
-        return v
-
-    @field_validator("role_arn")
-    @classmethod
-    def _role(cls, v: str) -> str:
-        if not ROLE_RE.match(v):
-            raise ValueError(f"{v!r} is not an IAM role ARN")
-        return v
-
-    @field_validator("class_id")
-    @classmethod
-    def _class(cls, v: str) -> str:
-        if not LABEL_NAME_RE.match(v):
-            raise ValueError(f"{v!r} is not an Open Images LabelName like /m/015p6")
-        return v
-
-    @field_validator("label_attribute")
-    @classmethod
-    def _attribute(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}", v) or v.endswith("-metadata"):
-            raise ValueError("must match [a-zA-Z0-9](-*[a-zA-Z0-9]){0,126} and not end in -metadata")
-        return v
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, v: str) -> str:
-        v = v.strip("/")
-        if not v or ".." in v.split("/"):
-            raise ValueError("must be a non-empty S3 key prefix without '..'")
-        return v
-
-
-def load_experiment(path: Path) -> ExperimentConfig:
-    """Parse and validate one experiment file. The file stem must equal its `name`."""
+def _load_yaml(path: Path, model: type[_M]) -> _M:
+    """Parse and validate one config file; ConfigError names the file and the field. The stem must equal `name`."""
     import yaml
 
     try:
@@ -122,15 +128,21 @@ def load_experiment(path: Path) -> ExperimentConfig:
         raise ConfigError(f"{path}: top level must be a mapping of fields")
     data.setdefault("name", path.stem)
     try:
-        config = ExperimentConfig.model_validate(data)
+        config = model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"field '{'.'.join(str(p) for p in err['loc']) or '(root)'}': {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {_validation_problems(exc, 'field')}") from None
     if config.name != path.stem:
         raise ConfigError(f"{path}: field 'name' is {config.name!r} but the file is named {path.stem!r}")
     return config
+
+
+def _validation_problems(exc: ValidationError, what: str) -> str:
+    return "; ".join(f"{what} '{'.'.join(str(p) for p in e['loc']) or '(root)'}': {e['msg']}" for e in exc.errors())
+
+
+def load_experiment(path: Path) -> ExperimentConfig:
+    """Parse and validate one experiment file. The file stem must equal its `name`."""
+    return _load_yaml(path, ExperimentConfig)
 
 
 def with_params(config: ExperimentConfig, params: dict) -> ExperimentConfig:
@@ -151,8 +163,7 @@ def with_params(config: ExperimentConfig, params: dict) -> ExperimentConfig:
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"param '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"experiment {config.name}: {problems}") from None
+        raise ConfigError(f"experiment {config.name}: {_validation_problems(exc, 'param')}") from None
 
 
 # -- nightly labeling: include/nightly/<name>.yaml -------------------------------------------------------------------
@@ -167,17 +178,10 @@ class OpenImagesShards(_Strict):
 
     kind: Literal["openimages"] = "openimages"
     source: SourceConfig = Field(default_factory=SourceConfig)
-    class_id: str
+    class_id: LabelName
     images_per_shard: Annotated[int, Field(ge=1, le=100_000)] = 1250
     max_image_mb: Annotated[float, Field(gt=0, le=100)] = 6.0
     skip_images: list[str] = Field(default_factory=list)
-
-    @field_validator("class_id")
-    @classmethod
-    def _class(cls, v: str) -> str:
-        if not LABEL_NAME_RE.match(v):
-            raise ValueError(f"{v!r} is not an Open Images LabelName like /m/015p6")
-        return v
 
 
 class S3PrefixShards(_Strict):
@@ -218,7 +222,7 @@ class NotifyConfig(_Strict):
 class NightlyConfig(_Strict):
     """One nightly labeling chain; the labeling fields mirror ExperimentConfig, so the request builder serves both."""
 
-    name: str
+    name: DagName
     description: str = ""
     owner: str = "ml-data-ops"
     tags: list[str] = Field(default_factory=lambda: ["groundtruth", "nightly"])
@@ -229,13 +233,13 @@ class NightlyConfig(_Strict):
     max_active_runs: Annotated[int, Field(ge=1, le=16)] = 1
     aws_conn_id: str = "aws_default"
     region: str = "us-east-1"
-    bucket: str
+    bucket: BucketName
     create_bucket: bool = False
-    prefix: str = "ground-truth-nightly"
-    role_arn: str
+    prefix: KeyPrefix = "ground-truth-nightly"
+    role_arn: RoleArn
     class_name: str
     shards: ShardSource
-    label_attribute: str = "category"
+    label_attribute: LabelAttribute = "category"
     workforce: Workforce = Field(default_factory=lambda: PublicWorkforce(price_usd="0.036"))
     workers_per_object: Annotated[int, Field(ge=1, le=9)] = 3
     max_concurrent_tasks: Annotated[int, Field(ge=1, le=5000)] = 200
@@ -249,42 +253,6 @@ class NightlyConfig(_Strict):
     copy_workers: Annotated[int, Field(ge=1, le=256)] = 32
     retries: Annotated[int, Field(ge=1, le=10)] = 2
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_]{0,40}", v):
-            raise ValueError("must be 1-41 lowercase letters, digits or underscores (it becomes part of the DAG id)")
-        return v
-
-    @field_validator("bucket")
-    @classmethod
-    def _bucket(cls, v: str) -> str:
-        if not BUCKET_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid S3 bucket name")
-        return v
-
-    @field_validator("role_arn")
-    @classmethod
-    def _role(cls, v: str) -> str:
-        if not ROLE_RE.match(v):
-            raise ValueError(f"{v!r} is not an IAM role ARN")
-        return v
-
-    @field_validator("label_attribute")
-    @classmethod
-    def _attribute(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}", v) or v.endswith("-metadata"):
-            raise ValueError("must match [a-zA-Z0-9](-*[a-zA-Z0-9]){0,126} and not end in -metadata")
-        return v
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, v: str) -> str:
-        v = v.strip("/")
-        if not v or ".." in v.split("/"):
-            raise ValueError("must be a non-empty S3 key prefix without '..'")
-        return v
 
     @field_validator("schedule")
     @classmethod
@@ -314,28 +282,9 @@ class NightlyConfig(_Strict):
         return v
 
 
-def _validation_problems(exc: ValidationError, what: str) -> str:
-    return "; ".join(f"{what} '{'.'.join(str(p) for p in e['loc']) or '(root)'}': {e['msg']}" for e in exc.errors())
-
-
 def load_nightly(path: Path) -> NightlyConfig:
     """Parse and validate one nightly file (`include/nightly/<name>.yaml`). The file stem must equal its `name`."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of fields")
-    data.setdefault("name", path.stem)
-    try:
-        config = NightlyConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {_validation_problems(exc, 'field')}") from None
-    if config.name != path.stem:
-        raise ConfigError(f"{path}: field 'name' is {config.name!r} but the file is named {path.stem!r}")
-    return config
+    return _load_yaml(path, NightlyConfig)
 
 
 #: The run Params that map onto NightlyConfig fields (the rest, such as force_relabel, steer the run itself).
