@@ -44,9 +44,9 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
-# The seed's three-job experiment against the emulator (issue #3 acceptance, ~5 min): not in `make test` until it holds.
+# The seed's three-job experiment against the emulator alone, with its figures printed (also part of `make test`).
 acceptance: $(STAMP)
-	$(BIN)/python -m pytest tests/emulator/seed_experiment_check.py -p no:randomly -s
+	$(BIN)/python -m pytest tests/emulator/test_seed_experiment.py -p no:randomly -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

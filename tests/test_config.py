@@ -65,6 +65,19 @@ def test_params_override_and_are_revalidated():
         with_params(cfg, {"workforce_kind": "private"})
 
 
+def test_workforce_params_empty_keeps_the_config_and_bad_values_are_named():
+    cfg = load_experiment(BIRDS)
+    assert with_params(cfg, {"price_usd": "", "workforce_kind": "", "workteam_arn": ""}).workforce == cfg.workforce
+    assert with_params(cfg, {"price_usd": None}).workforce == cfg.workforce
+    with pytest.raises(ConfigError, match="price_usd"):
+        with_params(cfg, {"price_usd": "-0.5"})
+    private = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/birders"
+    team = with_params(cfg, {"workforce_kind": "private", "workteam_arn": private})
+    assert team.workforce.kind == "private" and team.workforce.workteam_arn == private
+    with pytest.raises(ConfigError, match="price_usd"):  # back to public: a price must come from somewhere
+        with_params(team, {"workforce_kind": "public"})
+
+
 def test_template_escapes_what_comes_from_config():
     html = bounding_box_template('<script>alert("x")</script>', b"\x89PNG")
     assert "<script>alert" not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html

@@ -271,6 +271,11 @@ class JobRunner:
 
         self.model = self.initial_model
         validation_ids = {o.index for o in validation}
+        # The validation objects that share the pending objects' history: those that, had they been pending, would
+        # still be pending now (not yet auto-labeled, not yet sent to humans). After the first round the pending
+        # objects are what earlier models found hard; calibrating on every validation object would judge the
+        # threshold on a kinder crowd than the one it is applied to.
+        comparable = list(validation)
         first_round = True
         while self._pending() and self._may_continue():
             iteration += 1
@@ -282,7 +287,7 @@ class JobRunner:
             first_round = False
             pending = self._pending()
             predictions = self._infer(iteration, pending)
-            threshold = self._calibrate(validation, [p.confidence for p in predictions])
+            threshold, val_confidence = self._calibrate(comparable, [p.confidence for p in predictions])
             auto_labeled = []
             if threshold is not None:
                 for obj, pred in zip(pending, predictions, strict=True):
@@ -295,10 +300,11 @@ class JobRunner:
                         )
                         auto_labeled.append(obj)
             log.info(
-                "%s iteration %d: threshold %s, auto-labeled %d of %d",
+                "%s iteration %d: threshold %s (calibrated on %d validation objects), auto-labeled %d of %d",
                 self.job.name,
                 iteration,
                 threshold,
+                len(comparable),
                 len(auto_labeled),
                 len(pending),
             )
@@ -310,6 +316,12 @@ class JobRunner:
                 key=lambda pair: pair[0],
             )
             allowance = self._human_allowance(self.concurrency)
+            sent_up_to = rest[min(allowance, len(rest)) - 1][0] if rest and allowance else -math.inf
+            comparable = [
+                o
+                for o, c in zip(comparable, val_confidence, strict=True)
+                if (threshold is None or c < threshold) and c > sent_up_to
+            ]
             if rest and allowance and self._may_continue():
                 self._human_batch(iteration, [o for _, o in rest[:allowance]])
             elif rest and not auto_labeled:
@@ -401,15 +413,16 @@ class JobRunner:
         self.storage.put_log_events(self.job.region, TRAINING_LOG_GROUP, f"{name}/algo-1-{int(started)}", events)
         return model
 
-    def _calibrate(self, validation: list[DataObject], pending: list[float]) -> float | None:
-        """The round's auto-labeling threshold: calibrated on the validation set against the human labels, and
-        judged on the confidences of the pending objects it will be applied to."""
+    def _calibrate(self, validation: list[DataObject], pending: list[float]) -> tuple[float | None, list[float]]:
+        """The round's auto-labeling threshold, calibrated on `validation` against the human labels and judged on
+        the confidences of the pending objects it will be applied to; and the validation objects' confidences
+        (held out from the confidence model when it was trained with them)."""
         confidences, mious = [], []
         for obj in validation:
             pred = self.model.predict(obj.image)
-            confidences.append(pred.confidence)
+            confidences.append(self.model.calibration_confidence(obj.image))
             mious.append(image_miou(pred.boxes, obj.label.boxes))
-        return calibrate_threshold(confidences, mious, target=QUALITY_TARGET_MIOU, pending=pending)
+        return calibrate_threshold(confidences, mious, target=QUALITY_TARGET_MIOU, pending=pending), confidences
 
     def _infer(self, iteration: int, pending: list[DataObject]):
         self._check_stop()

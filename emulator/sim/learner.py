@@ -21,7 +21,8 @@ How it sees (everything learned from the human labels it is given; nothing about
 
 The scorer and the confidence model must learn from the kind of maps the detector meets on new images, not from its
 memory of its training images: they are fitted on out-of-fold maps (two-fold cross-fitting) and, for the confidence,
-also on the validation images. Training keeps the epoch with the lowest validation cell loss (early stopping).
+also on the validation images — whose own confidences, the ones a job calibrates on, come from heads fitted without
+them (`calibration_confidence`). Training keeps the epoch with the lowest validation cell loss (early stopping).
 
 Weights travel as npz (`to_npz` / `from_npz`, `allow_pickle=False`): arrays and a format version, nothing else.
 """
@@ -601,6 +602,17 @@ def _peaks_inside(box: Candidate, cands: Sequence[Candidate]) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 # Small heads (fitted with scikit-learn, stored and evaluated as plain arrays)
 # ----------------------------------------------------------------------------------------------------------------
+def _quiet_lbfgs_cap() -> None:
+    """Silence scikit-learn's "lbfgs failed to converge" for the heads: their iteration cap is deliberate.
+
+    One process-wide filter, installed once: `warnings.catch_warnings` around each fit is not thread-safe, and jobs
+    train on several threads at once."""
+    warnings.filterwarnings("ignore", message="lbfgs failed to converge", module="sklearn")
+
+
+_quiet_lbfgs_cap()
+
+
 @dataclass
 class Head:
     """A standardised regressor: ReLU layers (none for a linear model) then a linear output, as arrays."""
@@ -621,7 +633,6 @@ class Head:
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, hidden: tuple[int, ...] = (), seed: int = 0) -> Head:
         """Ridge regression (no hidden layers) or a small perceptron regressor, on standardised inputs."""
-        from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import Ridge
         from sklearn.neural_network import MLPRegressor
 
@@ -629,11 +640,9 @@ class Head:
         scale = x.std(axis=0) + 1e-6
         xs = (x - mean) / scale
         y2 = y.reshape(len(y), -1)
-        if hidden:  # a capped number of L-BFGS iterations is the regulariser here, not a failure to report
+        if hidden:  # a capped number of L-BFGS iterations is the regulariser (see _quiet_lbfgs_cap)
             model = MLPRegressor(hidden_layer_sizes=hidden, alpha=1e-2, solver="lbfgs", max_iter=200, random_state=seed)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(xs, y2 if y2.shape[1] > 1 else y2[:, 0])
+            model.fit(xs, y2 if y2.shape[1] > 1 else y2[:, 0])
             weights, biases = model.coefs_, model.intercepts_
         else:
             model = Ridge(alpha=3.0).fit(xs, y2)
@@ -708,6 +717,8 @@ class Detector:
         self.num_training_samples = num_training_samples  # images given to the last fit
         self.trained = trained
         self._rng = np.random.default_rng(seed)
+        # content hash -> held-out confidence of the last fit's validation images (in memory only)
+        self.calibration_confidences: dict[int, float] = {}
 
     # -- construction and storage --------------------------------------------------------------------------------
     @classmethod
@@ -988,6 +999,7 @@ class Detector:
         """Box scorer and operating point from out-of-fold views of the training images; the image-confidence model
         from those and, when given, the validation images as the finished model sees them (held-out human labels:
         exactly the images the confidence must rank when the job calibrates its threshold)."""
+        self.calibration_confidences = {}
         seen = [(v, self._candidates(v), bxs) for v, bxs in zip(views, boxes, strict=True) if v]
         # Scoring: predict the IoU each region's box has with the best-matching bird.
         score_x, score_y = [], []
@@ -1025,13 +1037,36 @@ class Detector:
             dropped = [c for c in best if c.score < self.keep_threshold]
             feats.append(image_features(views_, kept, dropped, cands))
             target.append(image_miou([(c.box, c.score) for c in kept], bxs))
+        val_feats, val_target, val_keys = [], [], []
         for img, bxs in zip(*(validation or ([], [])), strict=True):
             seen_views = self.maps(img)
             kept, dropped, cands = self._detect(seen_views)
-            feats.append(image_features(seen_views, kept, dropped, cands))
-            target.append(image_miou([(c.box, c.score) for c in kept], bxs))
-        if len(feats) >= 8:
-            self.heads["confidence"] = Head.fit(np.stack(feats), np.asarray(target))
+            val_feats.append(image_features(seen_views, kept, dropped, cands))
+            val_target.append(image_miou([(c.box, c.score) for c in kept], bxs))
+            val_keys.append(content_hash(img))
+        if len(feats) + len(val_feats) >= 8:
+            self.heads["confidence"] = Head.fit(np.stack(feats + val_feats), np.asarray(target + val_target))
+        if len(feats) >= 8 and len(val_feats) >= 2:
+            # The validation images are the ones the job calibrates on, so their confidences must come from heads
+            # that did not learn from them: each half is scored by a head fitted without it (cross-fitting).
+            # Otherwise a job judges its threshold on images its confidence model has memorised, and auto-labels
+            # more, and worse, than the target allows.
+            for fold in (0, 1):
+                held = list(range(fold, len(val_feats), 2))
+                used = [i for i in range(len(val_feats)) if i % 2 != fold]
+                head = Head.fit(
+                    np.stack(feats + [val_feats[i] for i in used]),
+                    np.asarray(target + [val_target[i] for i in used]),
+                )
+                scores = np.clip(head(np.stack([val_feats[i] for i in held]))[:, 0], 0.0, 1.0)
+                for i, score in zip(held, scores, strict=True):
+                    self.calibration_confidences[val_keys[i]] = round(float(score), 4)
+
+    def calibration_confidence(self, image: ImageInput) -> float:
+        """The image's confidence for calibrating a threshold: for a validation image of the last `fit`, from a
+        confidence head that never saw it (see `_fit_heads`); for any other image, `predict`'s."""
+        held_out = self.calibration_confidences.get(content_hash(image))
+        return held_out if held_out is not None else self.predict(image).confidence
 
 
 def _check_chain(name: str, ok: bool, weights: list, biases: list, n_in: int, n_out: int) -> None:

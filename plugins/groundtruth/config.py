@@ -145,6 +145,23 @@ def load_experiment(path: Path) -> ExperimentConfig:
     return _load_yaml(path, ExperimentConfig)
 
 
+def _apply_workforce_params(data: dict, params: dict) -> None:
+    """The workforce Params (`workforce_kind`, `price_usd`, `workteam_arn`) over a dumped config's workforce.
+
+    An empty or missing value keeps the config's (the UI form's defaults are the config's values); what is given is
+    validated with the rest of the config, so a bad price or ARN is refused with the Param named."""
+    if not any(params.get(key) not in (None, "") for key in ("workforce_kind", "price_usd", "workteam_arn")):
+        return
+    current = data["workforce"]
+    kind = params.get("workforce_kind") or current["kind"]
+    if kind == "public":
+        price = params.get("price_usd")
+        price = current.get("price_usd") if price in (None, "") else price
+        data["workforce"] = {"kind": kind, "price_usd": None if price is None else str(price)}
+    else:
+        data["workforce"] = {"kind": kind, "workteam_arn": params.get("workteam_arn") or current.get("workteam_arn")}
+
+
 def with_params(config: ExperimentConfig, params: dict) -> ExperimentConfig:
     """The config with a run's Param values applied (only keys the config knows), re-validated as a whole."""
     known = set(ExperimentConfig.model_fields)
@@ -152,14 +169,7 @@ def with_params(config: ExperimentConfig, params: dict) -> ExperimentConfig:
     for key, value in params.items():
         if key in known and value is not None:
             data[key] = value
-    if "workforce_kind" in params or "price_usd" in params or "workteam_arn" in params:
-        kind = params.get("workforce_kind") or data["workforce"]["kind"]
-        workforce = {"kind": kind}
-        if kind == "public":
-            workforce["price_usd"] = str(params.get("price_usd", data["workforce"].get("price_usd", "0.036")))
-        else:
-            workforce["workteam_arn"] = params.get("workteam_arn") or data["workforce"].get("workteam_arn")
-        data["workforce"] = workforce
+    _apply_workforce_params(data, params)
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
@@ -308,14 +318,7 @@ def nightly_with_params(config: NightlyConfig, params: dict) -> NightlyConfig:
             data[key] = params[key] or None  # an empty form field means "no seed model"
         elif params.get(key) is not None:
             data[key] = params[key]
-    if "workforce_kind" in params or "price_usd" in params or "workteam_arn" in params:
-        kind = params.get("workforce_kind") or data["workforce"]["kind"]
-        workforce = {"kind": kind}
-        if kind == "public":
-            workforce["price_usd"] = str(params.get("price_usd") or data["workforce"].get("price_usd", "0.036"))
-        else:
-            workforce["workteam_arn"] = params.get("workteam_arn") or data["workforce"].get("workteam_arn")
-        data["workforce"] = workforce
+    _apply_workforce_params(data, params)
     if "notify_sns_topic_arn" in params:
         data["notify"] = {"sns_topic_arn": params["notify_sns_topic_arn"] or None}
     try:

@@ -79,6 +79,21 @@ def test_image_confidence_ranks_images_by_their_quality(data, trained):
     assert quality[top].mean() > quality[~top].mean() + 0.15
 
 
+def test_validation_images_are_calibrated_on_confidences_from_heads_that_never_saw_them(data, trained):
+    jpegs, _, _ = data
+    model = trained[0]
+    held_out = [model.calibration_confidence(j) for j in jpegs[VALIDATION]]
+    in_sample = [model.predict(j).confidence for j in jpegs[VALIDATION]]
+    assert len(model.calibration_confidences) == len(held_out) == 40
+    assert all(0.0 <= c <= 1.0 for c in held_out)
+    assert held_out != in_sample  # the deployed head learned from these images; the cross-fitted ones did not
+    for jpeg in jpegs[TEST][:5]:  # any other image: the deployed confidence
+        assert model.calibration_confidence(jpeg) == model.predict(jpeg).confidence
+    loaded = Detector.from_npz(model.to_npz())  # held-out confidences belong to the fit, not to the stored model
+    assert loaded.calibration_confidences == {}
+    assert loaded.calibration_confidence(jpegs[VALIDATION][0]) == in_sample[0]
+
+
 def test_predictions_are_pixel_boxes_inside_the_image(data, trained):
     jpegs, _, _ = data
     for jpeg in jpegs[TEST][:20]:
