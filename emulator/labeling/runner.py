@@ -420,7 +420,7 @@ class JobRunner:
         confidences, mious = [], []
         for obj in validation:
             pred = self.model.predict(obj.image)
-            confidences.append(self.model.calibration_confidence(obj.image))
+            confidences.append(self.model.calibration_confidence(obj.image, pred))
             mious.append(image_miou(pred.boxes, obj.label.boxes))
         return calibrate_threshold(confidences, mious, target=QUALITY_TARGET_MIOU, pending=pending), confidences
 

@@ -1062,11 +1062,14 @@ class Detector:
                 for i, score in zip(held, scores, strict=True):
                     self.calibration_confidences[val_keys[i]] = round(float(score), 4)
 
-    def calibration_confidence(self, image: ImageInput) -> float:
+    def calibration_confidence(self, image: ImageInput, prediction: Prediction | None = None) -> float:
         """The image's confidence for calibrating a threshold: for a validation image of the last `fit`, from a
-        confidence head that never saw it (see `_fit_heads`); for any other image, `predict`'s."""
+        confidence head that never saw it (see `_fit_heads`); for any other image, `predict`'s (pass `prediction`
+        when the image was just predicted, so it is not predicted again)."""
         held_out = self.calibration_confidences.get(content_hash(image))
-        return held_out if held_out is not None else self.predict(image).confidence
+        if held_out is not None:
+            return held_out
+        return (prediction or self.predict(image)).confidence
 
 
 def _check_chain(name: str, ok: bool, weights: list, biases: list, n_in: int, n_out: int) -> None:

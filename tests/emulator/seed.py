@@ -28,15 +28,20 @@ CLEAR_MARGIN_POINTS = 8.0
 QUALITY_TARGET = 0.6
 
 
-def mirror_birds(s3) -> list[str]:
-    """Keys of the mirror's bird images of at most 6 MB, in the annotation file's order."""
+def _bird_rows(s3):
+    """The mirror's annotation rows whose LabelName is Bird or one of its subclasses, in file order."""
     body = s3.get_object(Bucket="open-images-dataset", Key="annotations/test-annotations-bbox.csv")["Body"].read()
     tree = s3.get_object(Bucket="open-images-dataset", Key="annotations/bbox_labels_600_hierarchy.json")
     birds = class_subtree(json.loads(tree["Body"].read()), BIRD)
+    return (row for row in csv.DictReader(io.StringIO(body.decode())) if row["LabelName"] in birds)
+
+
+def mirror_birds(s3) -> list[str]:
+    """Keys of the mirror's bird images of at most 6 MB, in the annotation file's order."""
     keys: list[str] = []
     seen = set()
-    for row in csv.DictReader(io.StringIO(body.decode())):
-        if row["LabelName"] in birds and row["ImageID"] not in seen:
+    for row in _bird_rows(s3):
+        if row["ImageID"] not in seen:
             seen.add(row["ImageID"])
             key = f"test/{row['ImageID']}.jpg"
             if s3.head_object(Bucket="open-images-dataset", Key=key)["ContentLength"] <= 6 * 1024 * 1024:
@@ -66,13 +71,9 @@ def run_experiment(s3, sagemaker, backend, bird_keys: list[str], bucket: str) ->
 
 def reference_boxes(s3) -> dict[str, list[tuple[float, float, float, float]]]:
     """ImageID -> the mirror's Open Images bird boxes (normalised XMin, XMax, YMin, YMax)."""
-    body = s3.get_object(Bucket="open-images-dataset", Key="annotations/test-annotations-bbox.csv")["Body"].read()
-    tree = s3.get_object(Bucket="open-images-dataset", Key="annotations/bbox_labels_600_hierarchy.json")
-    birds = class_subtree(json.loads(tree["Body"].read()), BIRD)
     boxes: dict[str, list] = {}
-    for row in csv.DictReader(io.StringIO(body.decode())):
-        if row["LabelName"] in birds:
-            boxes.setdefault(row["ImageID"], []).append(tuple(float(row[k]) for k in ("XMin", "XMax", "YMin", "YMax")))
+    for row in _bird_rows(s3):
+        boxes.setdefault(row["ImageID"], []).append(tuple(float(row[k]) for k in ("XMin", "XMax", "YMin", "YMax")))
     return boxes
 
 
