@@ -3,7 +3,8 @@ the fair baseline's, run after run.
 
 Each run is the three jobs of tests/emulator/test_seed_experiment.py (fresh job names, so fresh random streams for
 sampling, workers and training) against one in-process emulator and one 2,500-bird mirror.
-Usage: python bench/seed_margin.py [--runs 5]   (about 2 minutes per run on 2 cores, plus ~1 minute of seeding)
+Usage: python bench/seed_margin.py [--runs 5] [--rounds] [--prefix P]
+(about 2 minutes per run on 2 cores, plus ~1 minute of seeding)
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rounds", action="store_true", help="log every auto-labeling round of every job")
+    parser.add_argument(
+        "--prefix",
+        help="name the jobs PREFIX-iteration-N (PREFIX-rK-iteration-N over several runs): a job's random streams "
+        "derive from its name, so a prefix replays a run (the test's is seed-experiment); default: fresh names",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -53,7 +59,8 @@ def main() -> None:
         birds = mirror_birds(s3)
         rows = []
         for run in range(1, args.runs + 1):
-            jobs, wall = run_experiment(s3, sagemaker, server.app.labeling, birds, bucket="seed-margin")
+            prefix = args.prefix if not args.prefix or args.runs == 1 else f"{args.prefix}-r{run}"
+            jobs, wall = run_experiment(s3, sagemaker, server.app.labeling, birds, bucket="seed-margin", prefix=prefix)
             figs = figures(s3, jobs)
             pct = {k: figs[k]["machine_pct"] for k in JOBS}
             margin = pct["iteration-2"] - pct["iteration-3"]
