@@ -14,6 +14,7 @@ from groundtruth.openimages import (
     head_sizes,
     iter_candidates,
     select_images,
+    skip_through,
 )
 
 HIERARCHY = {
@@ -119,6 +120,38 @@ def test_selection_keeps_first_appearance_of_an_image_split_in_the_file():
     cands = [Candidate("a", [(0, 1, 0, 1)]), Candidate("b"), Candidate("a", [(0, 0.5, 0, 0.5)])]
     chosen, skipped = select_images(cands, lambda ids: dict.fromkeys(ids, 10), 5, 100)
     assert [c.image_id for c in chosen] == ["a", "b"] and skipped["duplicate"] == 1
+
+
+def test_a_selection_resumed_after_an_image_equals_the_slice_of_a_full_selection_and_heads_only_what_follows():
+    sizes, lines = {}, []
+    for i in range(400):
+        image = f"{i:016x}"
+        sizes[image] = 7_000_000 if i % 13 == 0 else (None if i % 31 == 0 else 1000 + i)
+        lines.append(row(image, "/m/015p6"))
+    lines.append(row(f"{5:016x}", "/m/015p6"))  # an early image again, after the resume point: still a duplicate
+    csv = (HEADER + "".join(lines)).encode()
+
+    def stream():
+        return iter_candidates(io.BytesIO(csv), {"/m/015p6"}, chunk_rows=64)
+
+    full, _ = select_images(stream(), lambda ids: {i: sizes[i] for i in ids}, 300, 6_000_000, window=32)
+    asked: list[str] = []
+
+    def sizes_of(ids):
+        asked.extend(ids)
+        return {i: sizes[i] for i in ids}
+
+    last_of_first_slice = full[99].image_id
+    rest, passed = skip_through(stream(), last_of_first_slice)
+    resumed, skipped = select_images(rest, sizes_of, 200, 6_000_000, window=32, seen=passed)
+    assert [c.image_id for c in resumed] == [c.image_id for c in full[100:300]]
+    assert asked and min(asked) > last_of_first_slice  # nothing up to the resume point is headed again
+    span = int(full[299].image_id, 16) - int(last_of_first_slice, 16)  # candidates from the resume point to the end
+    assert len(asked) <= span + 32  # those, plus at most one window's overshoot
+    assert skipped["too_large"] > 0 and skipped["missing"] > 0
+    _, dup = select_images(rest, sizes_of, 10_000, 6_000_000, seen=passed | {c.image_id for c in resumed})
+    assert dup["duplicate"] == 1  # the repeated early image is not selected twice
+    assert skip_through(stream(), "ffffffffffffffff") is None
 
 
 def test_parallel_heads_and_idempotent_copy(s3):

@@ -22,6 +22,7 @@ from groundtruth.openimages import (
     head_sizes,
     iter_candidates,
     select_images,
+    skip_through,
 )
 
 log = logging.getLogger(__name__)
@@ -111,10 +112,19 @@ def select(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
 
 
 def select_class_images(
-    s3, src: SourceConfig, class_id: str, skip: list[str], max_image_mb: float, limit: int, workers: int
+    s3,
+    src: SourceConfig,
+    class_id: str,
+    skip: list[str],
+    max_image_mb: float,
+    limit: int,
+    workers: int,
+    after: str | None = None,
 ) -> tuple[set[str], list[Candidate], dict[str, int]]:
     """The first `limit` qualifying images of `class_id` and its subclasses, in annotation-file order (stable).
 
+    `after`: start after this image (the last of an earlier selection in the same order), heading nothing before it;
+    a LookupError names it when the file does not hold it.
     Returns (the class subtree, the chosen candidates with their boxes, counts of what was skipped and why).
     """
     hierarchy = json.loads(s3.get_object(Bucket=src.bucket, Key=src.hierarchy_key)["Body"].read())
@@ -123,13 +133,21 @@ def select_class_images(
     body = s3.get_object(Bucket=src.bucket, Key=src.annotations_key)["Body"]
     try:
         candidates = iter_candidates(body, classes, skip=set(skip))
+        seen: set[str] = set()
+        if after is not None:
+            resumed = skip_through(candidates, after)
+            if resumed is None:
+                raise LookupError(
+                    f"image {after} is not among the class's images in s3://{src.bucket}/{src.annotations_key}"
+                )
+            candidates, seen = resumed
 
         def sizes_of(image_ids: list[str]) -> dict[str, int | None]:
             keys = [f"{src.image_prefix}{i}.jpg" for i in image_ids]
             sizes = head_sizes(s3, src.bucket, keys, workers=workers)
             return {i: sizes[k] for i, k in zip(image_ids, keys, strict=True)}
 
-        chosen, skipped = select_images(candidates, sizes_of, limit, int(max_image_mb * 1024 * 1024))
+        chosen, skipped = select_images(candidates, sizes_of, limit, int(max_image_mb * 1024 * 1024), seen=seen)
     finally:
         body.close()
     return classes, chosen, skipped

@@ -24,7 +24,7 @@ import json
 import logging
 import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -268,20 +268,60 @@ def select_shard(s3, config: NightlyConfig, day: date) -> dict:
     return _shard_result(shard, record, layout)
 
 
+def _previous_shard_end(s3, config: NightlyConfig, shard: Shard) -> dict | None:
+    """{"shard", "image"}: the last image of the previous shard when that shard is selected and full, else None.
+
+    Shard k is the k-th slice of the class's qualifying images, so it starts right after shard k-1's last image:
+    selecting from there heads 1 x `images_per_shard` images instead of (k + 1) x, night after night.
+    """
+    if not shard.index:
+        return None
+    previous = shard_for(config, date.fromisoformat(shard.day) - timedelta(days=1))
+    layout = ChainLayout.of(config).shard(previous.key)
+    try:
+        record = _read_json(s3, layout.bucket, layout.key("shard.json"))
+    except ValueError as exc:  # not JSON: that shard's own rerun names it; this one selects from the start
+        log.warning("shard %s: %s is not JSON (%s); selecting from the start", shard.key, layout.uri("shard.json"), exc)
+        return None
+    images = record.get("images") if isinstance(record, dict) else None
+    if not (isinstance(images, list) and len(images) == config.shards.images_per_shard and isinstance(images[-1], str)):
+        return None  # not selected yet, short (the class ended there) or not ours: select from the start
+    return {"shard": previous.key, "image": images[-1]}
+
+
 def _select_openimages(s3, config: NightlyConfig, source: OpenImagesShards, shard: Shard, layout) -> dict:
     from groundtruth.experiment import select_class_images
 
     if shard.index is None or shard.index < 0:
         raise EmptyShard(f"{shard.day} is before the chain's start_date {config.start_date}: no shard")
     start, stop = shard_slice(shard.index, source.images_per_shard)
-    _, chosen, skipped = select_class_images(
-        s3, source.source, source.class_id, source.skip_images, source.max_image_mb, stop, config.copy_workers
-    )
-    images = chosen[start:stop]
-    if not images:
+    args = (s3, source.source, source.class_id, source.skip_images, source.max_image_mb)
+    after = _previous_shard_end(s3, config, shard)
+    images = None
+    if after is not None:
+        try:
+            _, images, skipped = select_class_images(
+                *args, source.images_per_shard, config.copy_workers, after["image"]
+            )
+        except LookupError as exc:  # the annotation file changed under the chain: fall back to the definition
+            log.warning("shard %s: %s (the last of shard %s); selecting from the start", shard.key, exc, after["shard"])
+            after = None
+        else:
+            log.info(
+                "shard %s: selecting after image %s, the last of shard %s", shard.key, after["image"], after["shard"]
+            )
+    if images is None:
+        _, chosen, skipped = select_class_images(*args, stop, config.copy_workers)
+        images = chosen[start:stop]
+        if not images:
+            raise EmptyShard(
+                f"shard {shard.index} of class {source.class_id} ({shard.day}) is empty: the class has {len(chosen)} "
+                f"qualifying images, this shard would start at image {start}"
+            )
+    elif not images:
         raise EmptyShard(
-            f"shard {shard.index} of class {source.class_id} ({shard.day}) is empty: the class has {len(chosen)} "
-            f"qualifying images, this shard would start at image {start}"
+            f"shard {shard.index} of class {source.class_id} ({shard.day}) is empty: no qualifying image follows "
+            f"{after['image']}, the last of shard {after['shard']} (image {start - 1})"
         )
     return {
         "shard": asdict(shard),
@@ -290,6 +330,7 @@ def _select_openimages(s3, config: NightlyConfig, source: OpenImagesShards, shar
         "refs": [layout.uri("images", f"{c.image_id}.jpg") for c in images],
         "sources": [f"{source.source.image_prefix}{c.image_id}.jpg" for c in images],
         "skipped": skipped,
+        "selected_after": after,
     }
 
 

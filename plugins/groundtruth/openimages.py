@@ -83,16 +83,18 @@ def select_images(
     limit: int,
     max_bytes: int,
     window: int = 256,
+    seen: set[str] | None = None,
 ) -> tuple[list[Candidate], dict[str, int]]:
     """The first `limit` candidates whose image exists and is at most `max_bytes`, in candidate order.
 
     Sizes are asked for a window of candidates at a time (`sizes_of` heads them in parallel) instead of one
-    request per box line as the notebook did; the same images come out, in the same order.
+    request per box line as the notebook did; the same images come out, in the same order. `seen`: images already
+    judged earlier in the same order (see `skip_through`); a later appearance of one counts as a duplicate.
     Returns (selected, counts of what was skipped and why).
     """
     selected: list[Candidate] = []
     skipped = {"too_large": 0, "missing": 0, "duplicate": 0}
-    seen: set[str] = set()
+    seen = set(seen or ())
     batch: list[Candidate] = []
     source = iter(candidates)
     exhausted = False
@@ -118,6 +120,23 @@ def select_images(
                 selected.append(candidate)
         batch = []
     return selected, skipped
+
+
+def skip_through(candidates: Iterable[Candidate], image_id: str) -> tuple[Iterator[Candidate], set[str]] | None:
+    """Consume `candidates` up to and including the first appearance of `image_id`, without asking any size.
+
+    Returns (the rest of the stream, the images passed over), which `select_images(rest, ..., seen=passed)` continues
+    from exactly as a selection from the start would have; None when `image_id` never appears (the stream is then
+    spent). A chain's next slice starts after the previous slice's last image this way, instead of heading every
+    earlier image again.
+    """
+    source = iter(candidates)
+    passed: set[str] = set()
+    for candidate in source:
+        passed.add(candidate.image_id)
+        if candidate.image_id == image_id:
+            return source, passed
+    return None
 
 
 # -- S3 shells ----------------------------------------------------------------------------------------------------
