@@ -59,3 +59,29 @@ def test_each_shard_heads_its_own_slice_and_matches_the_full_selection(nightly_m
 
     with pytest.raises(EmptyShard, match="no qualifying image follows"):
         select_shard(s3, config, days[-1] + timedelta(days=1))
+
+
+@pytest.mark.parametrize("previous", ["an image the file does not hold", "not JSON"])
+def test_a_shard_whose_predecessor_cannot_be_followed_selects_from_the_start(nightly_mirror, tmp_path, s3, previous):
+    config = load_nightly(write_test_include(tmp_path) / "nightly" / "birds.yaml")
+    source = config.shards
+    first, second = config.start_date, config.start_date + timedelta(days=1)
+    shard_0 = select_shard(s3, config, first)
+    key = ChainLayout.of(config).shard(shard_0["key"]).key("shard.json")
+    bucket = ChainLayout.of(config).bucket
+    if previous == "not JSON":
+        body = b"{truncated"
+    else:
+        record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        record["images"][-1] = "0000000000000000"
+        body = json.dumps(record).encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+    shard_1 = select_shard(s3, config, second)
+    _, everything, _ = select_class_images(
+        s3, source.source, source.class_id, source.skip_images, source.max_image_mb, 2 * SHARD_SIZE, 8
+    )
+    layout = ChainLayout.of(config).shard(shard_1["key"])
+    record = json.loads(s3.get_object(Bucket=layout.bucket, Key=layout.key("shard.json"))["Body"].read())
+    assert record["selected_after"] is None
+    assert record["images"] == [c.image_id for c in everything[SHARD_SIZE : 2 * SHARD_SIZE]]
