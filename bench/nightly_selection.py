@@ -25,11 +25,8 @@ def main() -> None:
     if args.shard_size < 1 or args.images < args.shard_size:
         parser.error("--shard-size must be at least 1 and at most --images")
 
-    import boto3
-    from botocore.config import Config
-
     from bench.select_copy import set_latency, start_emulator
-    from emulator.sim.openimages import seed_openimages
+    from emulator.sim.openimages import s3_client, seed_openimages
     from groundtruth.config import load_nightly
     from groundtruth.experiment import select_class_images
     from groundtruth.nightly import select_shard
@@ -45,14 +42,7 @@ def main() -> None:
     try:
         seed_openimages(url, images=args.images, seed=0)
         set_latency(url, args.latency_ms)
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id="x",
-            aws_secret_access_key="x",  # noqa: S106 - the emulator accepts any key
-            region_name="us-east-1",
-            config=Config(max_pool_connections=64),
-        )
+        s3 = s3_client(url, pool=64)
         heads: list[int] = []
         s3.meta.events.register("before-call.s3.HeadObject", lambda **_: heads.append(1))
         shards = args.images // args.shard_size

@@ -62,10 +62,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20)
     args = parser.parse_args()
 
-    import boto3
-    from botocore.config import Config
-
-    from emulator.sim.openimages import seed_openimages
+    from emulator.sim.openimages import s3_client, seed_openimages
     from groundtruth import experiment
     from groundtruth.config import load_experiment, with_params
 
@@ -73,14 +70,7 @@ def main() -> None:
     try:
         seed_openimages(url, images=args.images, seed=0)
         set_latency(url, args.latency_ms)
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id="x",
-            aws_secret_access_key="x",  # noqa: S106 - the emulator accepts any key
-            region_name="us-east-1",
-            config=Config(max_pool_connections=64),
-        )
+        s3 = s3_client(url, pool=64)
         cfg = with_params(
             load_experiment(REPO / "include" / "experiments" / "birds.yaml"),
             {"images": args.images, "bucket": "bench-ours"},

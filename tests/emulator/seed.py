@@ -12,7 +12,7 @@ import time
 
 from groundtruth.config import SourceConfig
 from groundtruth.experiment import select_class_images
-from groundtruth.openimages import Candidate
+from groundtruth.openimages import class_subtree, iter_candidates
 from groundtruth.quality import image_miou, openimages_to_pixels
 from tests.emulator.helpers import prepare_experiment, request, unique, wait_for_job
 
@@ -29,16 +29,11 @@ CLEAR_MARGIN_POINTS = 8.0
 QUALITY_TARGET = 0.6
 
 
-def _birds(s3) -> list[Candidate]:
-    """The mirror's bird images of at most 6 MB with their boxes, in the annotation file's order: the selection the
-    experiment DAG itself makes (`select_class_images`), without a limit."""
-    _, chosen, _ = select_class_images(s3, SourceConfig(), BIRD, skip=[], max_image_mb=6, limit=10**9, workers=16)
-    return chosen
-
-
 def mirror_birds(s3) -> list[str]:
-    """Keys of the mirror's bird images of at most 6 MB, in the annotation file's order."""
-    return [f"test/{c.image_id}.jpg" for c in _birds(s3)]
+    """Keys of the mirror's bird images of at most 6 MB, in the annotation file's order: the selection the experiment
+    DAG itself makes (`select_class_images`), without a limit."""
+    _, chosen, _ = select_class_images(s3, SourceConfig(), BIRD, skip=[], max_image_mb=6, limit=10**9, workers=16)
+    return [f"{SourceConfig().image_prefix}{c.image_id}.jpg" for c in chosen]
 
 
 def run_experiment(
@@ -67,8 +62,15 @@ def run_experiment(
 
 
 def reference_boxes(s3) -> dict[str, list[tuple[float, float, float, float]]]:
-    """ImageID -> the mirror's Open Images bird boxes (normalised XMin, XMax, YMin, YMax)."""
-    return {c.image_id: list(c.boxes) for c in _birds(s3)}
+    """ImageID -> the mirror's Open Images bird boxes (normalised XMin, XMax, YMin, YMax), streamed from the
+    annotation file as the selection reads it (no size check needed: no HEAD per image)."""
+    src = SourceConfig()
+    hierarchy = json.loads(s3.get_object(Bucket=src.bucket, Key=src.hierarchy_key)["Body"].read())
+    body = s3.get_object(Bucket=src.bucket, Key=src.annotations_key)["Body"]
+    try:
+        return {c.image_id: list(c.boxes) for c in iter_candidates(body, class_subtree(hierarchy, BIRD))}
+    finally:
+        body.close()
 
 
 def output_lines(s3, desc: dict) -> list[dict]:
