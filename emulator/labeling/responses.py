@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator.clock import SimClock
 from emulator.errors import PassThrough, not_found
-from emulator.labeling.models import LabelingBackend, SimClock
+from emulator.labeling.models import LabelingBackend
 from emulator.labeling.validation import validate
 
 if TYPE_CHECKING:

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from emulator.clock import SimClock
 from emulator.faults import FaultInjector
-from emulator.labeling.models import LabelingJob, SimClock
+from emulator.labeling.models import LabelingJob
 from emulator.labeling.outputs import Label, OutputWriter, read_model_artifact
 from emulator.labeling.storage import S3Location, Storage, StorageError
 from emulator.sim.learner import Detector, calibrate_threshold

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator.labeling.models import SimClock
+from emulator.clock import SimClock
 from tests.emulator.helpers import REGION, prepare_experiment, request, unique, wait_for_job
 
 BUCKET = "api-tests"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.labeling.models import SimClock
+from emulator.clock import SimClock
 from emulator.sim.openimages import seed_openimages
 from tests.emulator.helpers import prepare_experiment
 
