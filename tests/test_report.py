@@ -12,18 +12,16 @@ from pathlib import Path
 import pytest
 
 from groundtruth.outputs import ImageLabel, JobOutputs, RoundCounts, TrainingCurve
+from groundtruth.pricing import labeling_cost, price_to_usd, pricing_from_request
 from groundtruth.report import (
     JobSummaryInput,
     build_report,
     judge_labels,
-    labeling_cost,
     miou_by_confidence,
     miou_summary,
-    pricing_from_request,
     reference_pixel_boxes,
     render_report,
     summary_text,
-    task_price_usd,
 )
 
 REGION = "us-east-1"
@@ -52,9 +50,10 @@ def seed_request(workers: int = 3, workteam: str = PUBLIC, initial_model: str | 
 
 # -- cost -----------------------------------------------------------------------------------------------------------
 def test_task_price_adds_dollars_cents_and_tenths_of_a_cent():
-    assert task_price_usd({"Dollars": 1, "Cents": 20, "TenthFractionsOfACent": 5}) == pytest.approx(1.205)
-    assert task_price_usd(SEED_PRICE["AmountInUsd"]) == pytest.approx(0.036)
-    assert task_price_usd(None) == 0.0
+    assert float(price_to_usd({"Dollars": 1, "Cents": 20, "TenthFractionsOfACent": 5})) == pytest.approx(1.205)
+    assert float(price_to_usd(SEED_PRICE["AmountInUsd"])) == pytest.approx(0.036)
+    assert float(price_to_usd(SEED_PRICE)) == pytest.approx(0.036)
+    assert price_to_usd(None) == 0
 
 
 def test_seed_job_1_priced_from_its_request():

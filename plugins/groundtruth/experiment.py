@@ -65,10 +65,12 @@ def _exists(s3, bucket: str, key: str) -> bool:
 def ensure_bucket(s3, config: ExperimentConfig) -> None:
     from botocore.exceptions import ClientError
 
+    from groundtruth.aws_errors import is_missing_s3_object
+
     try:
         s3.head_bucket(Bucket=config.bucket)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+        if not is_missing_s3_object(exc):
             raise
         if not config.create_bucket:
             raise ValueError(

@@ -1,15 +1,13 @@
 """
-``LabelingJobHook``: every boto3/aiobotocore call for SageMaker Ground Truth labeling jobs.
+``LabelingJobHook``: every boto3/aiobotocore call for SageMaker Ground Truth labeling jobs, and the wait shells.
 
-Besides the thin calls, this module holds the small pure helpers the operator, sensor and trigger share: the status
-sets, what counts as a transient error, backoff with jitter, and the JSON-safe summary of a job description.
+Also the JSON-safe summary of a job description that the operator, sensor and trigger return, and ``LABELING_JOB``:
+how a labeling job is described and what its statuses mean (``groundtruth.waiting``).
 """
 
 from __future__ import annotations
 
 import datetime
-import random
-import re
 import time
 from collections.abc import Callable, Mapping
 from functools import cached_property, partial
@@ -19,42 +17,12 @@ from typing import Any, TypeVar
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.common.compat.sdk import AirflowException
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from groundtruth.aws_errors import backoff_delay, error_code, is_not_found_error, is_transient_error
+from groundtruth.waiting import THIRTY_DAYS, WAITERS_DIR, JobKind, JobWait
 
 T = TypeVar("T")
-
-NON_TERMINAL_STATES = frozenset({"Initializing", "InProgress", "Stopping"})
-SUCCESS_STATES = frozenset({"Completed"})
-FAILURE_STATES = frozenset({"Failed", "Stopped"})
-TERMINAL_STATES = SUCCESS_STATES | FAILURE_STATES
-
-THIRTY_DAYS = 30 * 24 * 3600.0  # the longest a labeling job can run
-
-# Error codes that mean "ask again later", across the protocols botocore speaks (JSON, query, REST).
-THROTTLING_ERROR_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "SlowDown",
-        "BandwidthLimitExceeded",
-        "ProvisionedThroughputExceededException",
-    }
-)
-TRANSIENT_ERROR_CODES = THROTTLING_ERROR_CODES | {
-    "InternalFailure",
-    "InternalServerError",
-    "InternalError",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "PriorRequestNotComplete",
-}
 
 
 # Retries inside botocore, before our own loops see an error: adaptive mode also rate-limits the client once the
@@ -72,46 +40,6 @@ def pooled_client(aws_conn_id: str | None, region_name: str | None, service: str
 
     config = default_botocore_config().merge(Config(max_pool_connections=max(10, pool)))
     return AwsBaseHook(aws_conn_id=aws_conn_id, client_type=service, region_name=region_name, config=config).get_conn()
-
-
-_NOT_FOUND_MESSAGE = re.compile(r"not found|does not exist|could not find|cannot find", re.IGNORECASE)
-
-
-def error_code(error: BaseException) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def is_transient_error(error: BaseException) -> bool:
-    """Throttling, 5xx and dropped connections: worth asking again, never a reason to fail the task."""
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return error_code(error) in TRANSIENT_ERROR_CODES or status >= 500 or status == 429
-    return isinstance(error, ConnectionError | HTTPClientError)
-
-
-def is_not_found_error(error: BaseException) -> bool:
-    code = error_code(error)
-    if code in ("ResourceNotFound", "ResourceNotFoundException"):
-        return True
-    # Some SageMaker describe calls report a missing resource as a ValidationException.
-    message = str(error.response.get("Error", {}).get("Message", "")) if isinstance(error, ClientError) else ""
-    return code == "ValidationException" and bool(_NOT_FOUND_MESSAGE.search(message))
-
-
-def backoff_delay(
-    attempt: int, *, base: float = 2.0, cap: float = 300.0, rand: Callable[[float, float], float] | None = None
-) -> float:
-    """
-    Exponential backoff with "equal jitter" for the ``attempt``-th consecutive transient error (0-based).
-
-    Half of the delay is fixed so a throttled client really slows down; the random half spreads the many tasks that
-    were throttled together.
-    """
-    ceiling = min(cap, base * 2 ** min(attempt, 30))
-    uniform = rand or random.uniform
-    return ceiling / 2 + uniform(0, ceiling / 2)
 
 
 def json_safe(value: Any) -> Any:
@@ -177,13 +105,6 @@ def progress_message(description: Mapping[str, Any]) -> str:
     )
 
 
-def failure_message(description: Mapping[str, Any]) -> str:
-    name = description.get("LabelingJobName")
-    status = description.get("LabelingJobStatus")
-    reason = description.get("FailureReason") or "no FailureReason given"
-    return f"Labeling job {name} ended with status {status}: {reason}"
-
-
 def _output(description: Mapping[str, Any], key: str) -> str | None:
     # Accepts both a raw description (nested LabelingJobOutput) and a summary (flat keys).
     output = description.get("LabelingJobOutput") or {}
@@ -240,6 +161,18 @@ def summarize_labeling_job(description: Mapping[str, Any]) -> dict[str, Any]:
     return json_safe(summary)
 
 
+LABELING_JOB = JobKind(
+    noun="Labeling job",
+    describe_operation="describe_labeling_job",
+    stop_operation="stop_labeling_job",
+    name_param="LabelingJobName",
+    status_key="LabelingJobStatus",
+    waiter_source="labeling_job",
+    waiter_name="LabelingJobComplete",
+    progress=progress_message,
+)
+
+
 def tags_to_dict(tags: Any) -> dict[str, str]:
     if isinstance(tags, Mapping):
         return {str(k): str(v) for k, v in tags.items()}
@@ -248,6 +181,10 @@ def tags_to_dict(tags: Any) -> dict[str, str]:
 
 class LabelingJobWaitTimeout(AirflowException):
     """The job did not finish within ``max_wait``; it is left running so a later try can reattach to it."""
+
+
+class JobGone(AirflowException):
+    """The job being waited on no longer exists."""
 
 
 class LabelingJobHook(SageMakerHook):
@@ -269,7 +206,7 @@ class LabelingJobHook(SageMakerHook):
     @cached_property
     def waiter_path(self) -> Path:
         # Our own JSON instead of the provider's sagemaker.json: the provider has no labeling-job waiter.
-        return Path(__file__).parent / "waiters" / "labeling_job.json"
+        return WAITERS_DIR / "labeling_job.json"
 
     def get_waiter(self, waiter_name: str, *args: Any, **kwargs: Any):
         """The provider's custom-waiter lookup, also accepting ``labeling_job_complete`` for ``LabelingJobComplete``."""
@@ -354,8 +291,12 @@ class LabelingJobHook(SageMakerHook):
                 sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def wait_for_labeling_job(
+    def describe_job(self, kind: JobKind, job_name: str) -> dict[str, Any]:
+        return getattr(self.conn, kind.describe_operation)(**{kind.name_param: job_name})
+
+    def wait_for_job(
         self,
+        kind: JobKind,
         job_name: str,
         *,
         check_interval: float = 60,
@@ -368,49 +309,54 @@ class LabelingJobHook(SageMakerHook):
         """
         Poll until the job reaches a terminal status and return its last description (any terminal status).
 
-        Each poll logs the status and counters. Throttling, 5xx and connection errors are retried with backoff and
-        jitter for as long as ``max_wait`` allows; they never end the wait early. Past ``max_wait`` seconds this
-        raises :class:`LabelingJobWaitTimeout` and leaves the job running. ``delay_first`` sleeps one
-        ``check_interval`` before the first describe, for callers that have just described the job.
+        The decisions are :class:`groundtruth.waiting.JobWait`'s (the trigger and the sensor use the same):
+        progress logged per poll, transient errors backed off and never fatal. Past ``max_wait`` seconds this raises
+        :class:`LabelingJobWaitTimeout` and leaves the job running; a vanished job raises :class:`JobGone`; any
+        other error is raised as it came. ``delay_first`` sleeps one ``check_interval`` before the first describe,
+        for callers that have just described the job.
         """
-        deadline = clock() + max_wait
-        transient_errors = 0
+        wait = JobWait(
+            kind,
+            job_name,
+            poll_interval=check_interval,
+            deadline=clock() + max_wait,
+            clock=clock,
+            rand=rand,
+            log=self.log,
+        )
         if delay_first:
             sleep(min(check_interval, max_wait))
         while True:
             try:
-                description = self.describe_labeling_job(job_name)
+                step = wait.observe(self.describe_job(kind, job_name))
             except (ClientError, BotoCoreError) as error:
-                if not is_transient_error(error):
-                    if is_not_found_error(error):
-                        raise AirflowException(f"Labeling job {job_name} no longer exists: {error}") from error
+                step = wait.observe_error(error)
+                if step.result is not None and step.result.status == "error":
                     raise
-                delay = backoff_delay(transient_errors, base=max(1.0, min(check_interval, 5.0)), rand=rand)
-                transient_errors += 1
-                self.log.warning(
-                    "Describing labeling job %s failed transiently (%s); trying again in %.1fs", job_name, error, delay
-                )
+            result = step.result
+            if result is None:
+                sleep(step.delay)
+            elif result.status in ("success", "failed"):
+                return result.description
+            elif result.status == "timeout":
+                raise LabelingJobWaitTimeout(result.message)
             else:
-                transient_errors = 0
-                self.log.info(progress_message(description))
-                if description["LabelingJobStatus"] in TERMINAL_STATES:
-                    return description
-                delay = check_interval
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise LabelingJobWaitTimeout(
-                    f"Labeling job {job_name} did not finish within {max_wait / 86400:.2f} days; it keeps running and "
-                    "re-running this task reattaches to it."
-                )
-            sleep(min(delay, remaining))
+                raise JobGone(f"{kind.noun} {job_name} no longer exists ({result.message})")
+
+    def wait_for_labeling_job(self, job_name: str, **kwargs: Any) -> dict[str, Any]:
+        """:meth:`wait_for_job` for a labeling job."""
+        return self.wait_for_job(LABELING_JOB, job_name, **kwargs)
 
     # ---------------------------------------------------------------------------------------------------- async calls
-    async def describe_labeling_job_async(self, job_name: str, client: Any = None) -> dict[str, Any]:
-        """``DescribeLabelingJob`` through aiobotocore; pass an open ``client`` to reuse one connection."""
+    async def describe_job_async(self, kind: JobKind, job_name: str, client: Any = None) -> dict[str, Any]:
+        """The kind's describe call through aiobotocore; pass an open ``client`` to reuse one connection."""
         if client is not None:
-            return await client.describe_labeling_job(LabelingJobName=job_name)
+            return await getattr(client, kind.describe_operation)(**{kind.name_param: job_name})
         async with await self.get_async_conn() as new_client:
-            return await new_client.describe_labeling_job(LabelingJobName=job_name)
+            return await getattr(new_client, kind.describe_operation)(**{kind.name_param: job_name})
+
+    async def describe_labeling_job_async(self, job_name: str, client: Any = None) -> dict[str, Any]:
+        return await self.describe_job_async(LABELING_JOB, job_name, client)
 
     async def stop_labeling_job_async(self, job_name: str, client: Any = None) -> bool:
         """Async :meth:`stop_labeling_job`."""

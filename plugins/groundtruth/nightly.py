@@ -225,10 +225,12 @@ def publish_decision(current: dict | None, shard: Shard, model_arn: str | None) 
 def _read_json(s3, bucket: str, key: str) -> dict | None:
     from botocore.exceptions import ClientError
 
+    from groundtruth.aws_errors import is_missing_s3_object
+
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_missing_s3_object(exc):
             return None
         raise
     return json.loads(body)

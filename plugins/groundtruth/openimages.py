@@ -144,11 +144,13 @@ def head_sizes(s3, bucket: str, keys: list[str], workers: int = 32) -> dict[str,
     """ContentLength of each key (None when it does not exist), one HEAD per key, in parallel."""
     from botocore.exceptions import ClientError
 
+    from groundtruth.aws_errors import is_missing_s3_object
+
     def head(key: str) -> int | None:
         try:
             return int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if is_missing_s3_object(exc):
                 return None
             raise
 

@@ -3,14 +3,9 @@
 
 The one rule: a retried, cleared or crashed task never starts a second paid job.
 
-* Every job this operator creates is tagged with its DAG, run, task, map index and try, plus
-  ``airflow:task_instance_key`` — a hash of the exact (dag, run, task, map index), so ownership is decided exactly
-  even when a run id does not fit the tag-value pattern and its readable tag had to be sanitized.
-* Before creating, it describes the job of that name. A job of this task's run is reattached to (waited on if
-  running, returned if Completed, reported if Failed/Stopped). ``restart_failed_job=True`` instead starts a fresh
-  attempt named ``<name>-a1``, ``-a2``...; later tries find the latest attempt the same way. A job of that name
-  from another run is ``action_if_job_exists``: ``"fail"`` (default), ``"increment"`` (use the next free suffix)
-  or ``"adopt"`` (another run of the same DAG made it for the same work: reuse it unless it failed).
+* Every job it creates carries ownership tags, and before creating it walks the names ``<name>``, ``<name>-a1``, ...
+  through :func:`groundtruth.ownership.resolve_job`: reattach to this task's own job, adopt (with
+  ``action_if_job_exists="adopt"``) another run's job of the same work, or create at the first free name.
 * ``ResourceInUse`` from ``CreateLabelingJob`` (an earlier try created the job and died before recording it, or a
   timed-out create did succeed) is treated as "exists" and goes through the same ownership check.
 
@@ -22,11 +17,9 @@ window on both paths and work without any Airflow-side state.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -35,21 +28,24 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import BotoCoreError, ClientError
 
-from groundtruth.hooks import (
-    FAILURE_STATES,
-    SUCCESS_STATES,
-    LabelingJobHook,
-    LabelingJobWaitTimeout,
-    error_code,
-    failure_message,
-    progress_message,
-    summarize_labeling_job,
-)
+from groundtruth.aws_errors import error_code
+from groundtruth.hooks import LABELING_JOB, LabelingJobHook, pooled_client, progress_message, summarize_labeling_job
 from groundtruth.links import (
     ExperimentReportLink,
     LabelingJobConsoleLink,
     LabelingJobOutputLink,
     persist_labeling_job_links,
+)
+from groundtruth.ownership import (
+    DEFAULT_MAX_JOB_ATTEMPTS,
+    JobNamesExhausted,
+    JobNameTaken,
+    Resolution,
+    TaskIdentity,
+    describe_owner,
+    merge_tags,
+    resolve_job,
+    tag_value,
 )
 from groundtruth.requests import (
     RequestValidationError,
@@ -60,91 +56,22 @@ from groundtruth.requests import (
 from groundtruth.triggers import (
     UNKNOWN_STATE,
     LabelingJobTrigger,
+    job_from_event,
     kill_should_stop_job,
     task_instance_state_with_timeout,
 )
 
+__all__ = [
+    "CreateLabelingJobOperator",
+    "ExperimentReportOperator",
+    "TaskIdentity",
+    "describe_owner",
+    "lineage_locations",
+    "tag_value",
+]
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-TAG_DAG_ID = "airflow:dag_id"
-TAG_RUN_ID = "airflow:run_id"
-TAG_TASK_ID = "airflow:task_id"
-TAG_MAP_INDEX = "airflow:map_index"
-TAG_TRY_NUMBER = "airflow:try_number"
-TAG_TASK_INSTANCE_KEY = "airflow:task_instance_key"
-
-_TAG_VALUE_MAX = 256
-_TAG_PUNCTUATION = set("_.:/=+-@ ")
-
-
-def tag_value(value: object) -> str:
-    """``value`` fitted to the tag-value pattern ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`` and 256 characters."""
-    text = "".join(ch if ch.isalnum() or ch in _TAG_PUNCTUATION else "_" for ch in str(value))
-    return text[:_TAG_VALUE_MAX]
-
-
-@dataclass(frozen=True)
-class TaskIdentity:
-    """The (dag, run, task, map index) a job belongs to; ``try_number`` is recorded but not compared."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int = -1
-    try_number: int | None = None
-
-    @classmethod
-    def from_context(cls, context: Context | Mapping[str, Any]) -> TaskIdentity:
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        return cls(
-            dag_id=ti.dag_id,
-            run_id=ti.run_id,
-            task_id=ti.task_id,
-            map_index=-1 if map_index is None else int(map_index),
-            try_number=getattr(ti, "try_number", None),
-        )
-
-    @property
-    def key(self) -> str:
-        exact = json.dumps([self.dag_id, self.run_id, self.task_id, self.map_index], separators=(",", ":"))
-        return hashlib.sha256(exact.encode()).hexdigest()[:32]
-
-    def tags(self) -> dict[str, str]:
-        tags = {
-            TAG_DAG_ID: tag_value(self.dag_id),
-            TAG_RUN_ID: tag_value(self.run_id),
-            TAG_TASK_ID: tag_value(self.task_id),
-            TAG_MAP_INDEX: str(self.map_index),
-            TAG_TASK_INSTANCE_KEY: self.key,
-        }
-        if self.try_number is not None:
-            tags[TAG_TRY_NUMBER] = str(self.try_number)
-        return tags
-
-    def owns(self, tags: Mapping[str, str]) -> bool:
-        return tags.get(TAG_TASK_INSTANCE_KEY) == self.key
-
-    def __str__(self) -> str:
-        mapped = f", map index {self.map_index}" if self.map_index >= 0 else ""
-        return f"DAG {self.dag_id!r}, run {self.run_id!r}, task {self.task_id!r}{mapped}"
-
-
-def describe_owner(tags: Mapping[str, str]) -> str:
-    if TAG_TASK_INSTANCE_KEY not in tags:
-        return "a job not created by this operator (it has no airflow:* tags)"
-    return f"DAG {tags.get(TAG_DAG_ID)!r}, run {tags.get(TAG_RUN_ID)!r}, task {tags.get(TAG_TASK_ID)!r}"
-
-
-def merge_tags(user_tags: Any, airflow_tags: Mapping[str, str]) -> Any:
-    """The request's ``Tags`` plus ours; ours win on the same key. Malformed user tags are left for validation."""
-    if user_tags is None:
-        user_tags = []
-    if not isinstance(user_tags, list) or not all(isinstance(t, Mapping) and "Key" in t for t in user_tags):
-        return user_tags
-    kept = [dict(t) for t in user_tags if t["Key"] not in airflow_tags]
-    return kept + [{"Key": k, "Value": v} for k, v in airflow_tags.items()]
 
 
 def lineage_locations(summary: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -158,13 +85,6 @@ def lineage_locations(summary: Mapping[str, Any]) -> tuple[list[tuple[str, str]]
 
     summary = summarize_labeling_job(summary)
     return location(summary.get("InputManifestS3Uri")), location(summary.get("OutputDatasetS3Uri"))
-
-
-@dataclass(frozen=True)
-class _Resolution:
-    action: Literal["create", "reattach"]
-    job_name: str
-    description: dict[str, Any] | None = None
 
 
 class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
@@ -225,7 +145,7 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         action_if_job_exists: Literal["fail", "increment", "adopt"] = "fail",
         restart_failed_job: bool = False,
         stop_job_on_kill: bool = True,
-        max_job_attempts: int = 20,
+        max_job_attempts: int = DEFAULT_MAX_JOB_ATTEMPTS,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -275,9 +195,9 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         self.log.info(progress_message(description))
 
         status = description.get("LabelingJobStatus")
-        if status in FAILURE_STATES:
+        if status in LABELING_JOB.rule.failure_states:
             raise self._failure(description)
-        if status in SUCCESS_STATES or not self.wait_for_completion:
+        if status in LABELING_JOB.rule.success_states or not self.wait_for_completion:
             return summarize_labeling_job(description)
 
         if self.deferrable:
@@ -309,23 +229,11 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         return self._finish(final)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        if not event:
-            raise AirflowException(f"Task {self.task_id}: the labeling-job trigger ended without an event")
-        job_name = self._job_name = event.get("job_name")
-        status = event.get("status")
-        description = event.get("description")
-        if status == "success":
-            if not description:
-                description = self._describe(job_name)
-            self._last_description = description
-            self.log.info(progress_message(description))
-            return self._finish(description)
-        if status == "failed" and description:
-            self._last_description = description
-            raise self._failure(description)
-        if status == "timeout":
-            raise LabelingJobWaitTimeout(event.get("message") or f"Labeling job {job_name} did not finish in time")
-        raise AirflowException(f"Error while waiting for labeling job {job_name}: {event.get('message')}")
+        self._job_name = (event or {}).get("job_name")
+        description = job_from_event(event, task_id=self.task_id, describe=self._describe, failure=self._failure)
+        self._last_description = description
+        self.log.info(progress_message(description))
+        return self._finish(description)
 
     # ------------------------------------------------------------------------------------------------------ request
     def prepare_request(self, identity: TaskIdentity) -> dict[str, Any]:
@@ -356,7 +264,7 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
             resolution = self._resolve(base_name, identity)
             # Recorded before any create, so on_kill can stop the job even if we die right after creating it.
             self._job_name = resolution.job_name
-            if resolution.action == "reattach":
+            if resolution.action != "create":
                 self.log.info(
                     "Reattaching to labeling job %s (%s), started earlier by %s",
                     resolution.job_name,
@@ -387,61 +295,45 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
             f"Labeling job {base_name}: the name kept appearing between describe and create; giving up after 3 rounds"
         )
 
-    def _resolve(self, base_name: str, identity: TaskIdentity) -> _Resolution:
-        """Walk ``<name>``, ``<name>-a1``, ...: reattach to this task's live or latest job, or pick a free name."""
-        latest_own_failure: _Resolution | None = None
-        for attempt in range(self.max_job_attempts):
-            name = with_attempt_suffix(base_name, attempt)
+    def _resolve(self, base_name: str, identity: TaskIdentity) -> Resolution:
+        """Walk ``<name>``, ``<name>-a1``, ... (:func:`groundtruth.ownership.resolve_job`)."""
+
+        def lookup(name: str):
             description = self.hook.retry_transient(
-                lambda n=name: self.hook.find_labeling_job(n),
+                lambda: self.hook.find_labeling_job(name),
                 what=f"Describing labeling job {name}",
                 sleep=self._sleep,
                 rand=self._rand,
             )
             if description is None:
-                if latest_own_failure is not None and not self.restart_failed_job:
-                    return latest_own_failure
-                return _Resolution("create", name)
+                return None
             tags = self.hook.retry_transient(
-                lambda d=description: self.hook.job_tags(d),
+                lambda: self.hook.job_tags(description),
                 what=f"Reading the tags of labeling job {name}",
                 sleep=self._sleep,
                 rand=self._rand,
             )
-            status = description.get("LabelingJobStatus")
-            if identity.owns(tags):
-                if status in FAILURE_STATES:
-                    # Keep looking: a later attempt of ours may exist (restart_failed_job on an earlier try).
-                    latest_own_failure = _Resolution("reattach", name, description)
-                    if self.restart_failed_job:
-                        self.log.warning(
-                            "%s; restart_failed_job=True, so the next attempt name will be used",
-                            failure_message(description),
-                        )
-                    continue
-                return _Resolution("reattach", name, description)
-            if (
-                self.action_if_job_exists == "adopt"
-                and status not in FAILURE_STATES
-                and tags.get(TAG_DAG_ID) == tag_value(identity.dag_id)
-            ):
-                self.log.info(
-                    "Adopting labeling job %s (%s), started by %s for the same work", name, status, describe_owner(tags)
-                )
-                return _Resolution("reattach", name, description)
-            if self.action_if_job_exists == "fail":
-                raise AirflowFailException(
-                    f"A labeling job named {name} ({status}) already exists and belongs to {describe_owner(tags)}, "
-                    f"not to this task ({identity}). Use a run-scoped LabelingJobName "
-                    "(groundtruth.requests.labeling_job_name) or action_if_job_exists='increment'."
-                )
-            self.log.info("Labeling job %s belongs to %s; trying the next name", name, describe_owner(tags))
-        if latest_own_failure is not None and not self.restart_failed_job:
-            return latest_own_failure
-        raise AirflowException(
-            f"All {self.max_job_attempts} candidate names for labeling job {base_name} are taken "
-            "(raise max_job_attempts or choose another LabelingJobName)"
-        )
+            return description, tags
+
+        try:
+            resolution = resolve_job(
+                (with_attempt_suffix(base_name, k) for k in range(self.max_job_attempts)),
+                lookup,
+                identity,
+                failed_states=LABELING_JOB.rule.failure_states,
+                action_if_job_exists=self.action_if_job_exists,
+                restart_failed_job=self.restart_failed_job,
+            )
+        except JobNameTaken as taken:
+            raise AirflowFailException(str(taken)) from None
+        except JobNamesExhausted:
+            raise AirflowException(
+                f"All {self.max_job_attempts} candidate names for labeling job {base_name} are taken "
+                "(raise max_job_attempts or choose another LabelingJobName)"
+            ) from None
+        for note in resolution.notes:
+            self.log.info(note)
+        return resolution
 
     # ------------------------------------------------------------------------------------------------------ helpers
     def _describe(self, job_name: str) -> dict[str, Any]:
@@ -454,14 +346,14 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
 
     def _finish(self, description: Mapping[str, Any]) -> dict[str, Any]:
         status = description.get("LabelingJobStatus")
-        if status in SUCCESS_STATES:
+        if status in LABELING_JOB.rule.success_states:
             return summarize_labeling_job(description)
-        if status in FAILURE_STATES:
+        if status in LABELING_JOB.rule.failure_states:
             raise self._failure(description)
         raise AirflowException(f"Labeling job {description.get('LabelingJobName')} is {status}, not finished")
 
     def _failure(self, description: Mapping[str, Any]) -> AirflowException:
-        message = failure_message(description)
+        message = LABELING_JOB.failure_message(str(description.get("LabelingJobName")), description)
         if self.restart_failed_job:
             return AirflowException(f"{message}. The next try starts a fresh attempt (restart_failed_job=True).")
         # Retrying would only find the same failed job again, so do not spend retries on it.
@@ -528,16 +420,10 @@ class ExperimentReportOperator(AwsBaseOperator[LabelingJobHook]):
 
     def execute(self, context: Context) -> dict:
         region = self.hook.region_name
-        session = self.hook.get_session(region_name=region)
         endpoint = self.hook.conn_config.endpoint_url
 
-        def client(kind: str):
-            return session.client(
-                kind,
-                endpoint_url=self.hook.conn_config.get_service_endpoint_url(kind),
-                config=self.hook.config,
-                verify=self.hook.verify,
-            )
+        def client(service: str):
+            return pooled_client(self.aws_conn_id, region, service, pool=10)
 
         result = self.render(client("s3"), client("logs"), client("sagemaker"), context, list(self.jobs))
         bucket, _, key = result["report_uri"].removeprefix("s3://").partition("/")

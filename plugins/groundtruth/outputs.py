@@ -30,6 +30,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from groundtruth.aws_errors import is_missing_s3_object, is_not_found_error
 from groundtruth.manifests import read_manifest
 
 log = logging.getLogger(__name__)
@@ -380,7 +381,7 @@ def read_log_messages(logs, log_group: str, stream_prefix: str) -> list[str]:
                     break
                 token = page["nextForwardToken"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+        if not is_not_found_error(exc):
             raise
     return messages
 
@@ -406,7 +407,7 @@ def read_output_manifest(s3, manifest_uri: str, attribute: str) -> list[ImageLab
     try:
         body = _get_body(s3, bucket, key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+        if not is_missing_s3_object(exc):
             raise
         log.warning("output manifest %s does not exist (yet)", manifest_uri)
         return []

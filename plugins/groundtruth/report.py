@@ -2,8 +2,8 @@
 
 Three layers, so each can be tested and reused on its own:
 
-- pure numbers — `pricing_from_request` / `labeling_cost` (cost priced from the CreateLabelingJob request, never from
-  constants), `miou_summary` / `miou_by_confidence` (quality against Open Images reference boxes), `summarize_job`
+- pure numbers — cost from `groundtruth.pricing` (priced from the CreateLabelingJob request, never from constants),
+  `miou_summary` / `miou_by_confidence` (quality against Open Images reference boxes), `summarize_job`
   and `build_report` (the `report.json` document of docs/ARCHITECTURE.md);
 - rendering — `render_report` writes `report.json`, four PNGs and a self-contained `report.html`;
 - nothing here talks to AWS: `groundtruth.outputs` reads the job outputs, the DAG uploads the files.
@@ -34,10 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from groundtruth.outputs import Box, ImageLabel, JobOutputs
+from groundtruth.pricing import SERVICE_FEE_USD, Pricing, labeling_cost, pricing_from_request, rounded_usd
 from groundtruth.quality import image_miou, openimages_to_pixels
-
-SERVICE_FEE_USD = 0.08
-"""Ground Truth's per-object fee when the seed ran (2019); pass the current one to `pricing_from_request`."""
 
 QUALITY_TARGET_MIOU = 0.6
 """The mean IoU Ground Truth's auto-labeling aims for on bounding boxes (shown as a line on the confidence plot)."""
@@ -60,75 +58,6 @@ _SEED_HUMAN_PRICE_USD = 0.26  # the notebook's HUMAN_PRICE: $0.08 + 5 x $0.036
 _SEED_MACHINE_PRICE_USD = 0.08  # the notebook's AUTO_PRICE
 
 
-# -- cost -----------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Pricing:
-    """What one labeled object costs, as read from a CreateLabelingJob request."""
-
-    service_fee_usd: float
-    task_price_usd: float
-    workers_per_object: int
-    workforce: str  # public | private | vendor | unknown
-
-    @property
-    def human_object_usd(self) -> float:
-        return _usd(Decimal(str(self.service_fee_usd)) + self.workers_per_object * Decimal(str(self.task_price_usd)))
-
-    @property
-    def machine_object_usd(self) -> float:
-        return self.service_fee_usd
-
-
-def _usd(amount: Decimal | float) -> float:
-    """Dollars rounded to a hundredth of a cent: exact enough for sums of thousands of objects, free of float noise."""
-    return float(round(Decimal(str(amount)), 4))
-
-
-def workforce_kind(workteam_arn: str | None) -> str:
-    """public | private | vendor | unknown, from the work team ARN (`...:workteam/public-crowd/default`, ...)."""
-    team = (workteam_arn or "").partition(":workteam/")[2]
-    for kind in ("public", "private", "vendor"):
-        if team.startswith(f"{kind}-crowd/"):
-            return kind
-    return "unknown"
-
-
-def task_price_usd(amount_in_usd: Mapping[str, Any] | None) -> float:
-    """`PublicWorkforceTaskPrice.AmountInUsd` as dollars: Dollars + Cents/100 + TenthFractionsOfACent/1000."""
-    amount = amount_in_usd or {}
-    total = (
-        Decimal(int(amount.get("Dollars", 0)))
-        + Decimal(int(amount.get("Cents", 0))) / 100
-        + Decimal(int(amount.get("TenthFractionsOfACent", 0))) / 1000
-    )
-    return float(total)
-
-
-def pricing_from_request(request: Mapping[str, Any], service_fee_usd: float = SERVICE_FEE_USD) -> Pricing:
-    """Per-object prices from a CreateLabelingJob request (a DescribeLabelingJob response echoes it and works too).
-
-    The task price counts on the public workforce only (private teams are paid outside AWS, vendors via Marketplace);
-    with no recognisable work team ARN, the price is taken when the request states one.
-    """
-    htc = request.get("HumanTaskConfig") or {}
-    kind = workforce_kind(htc.get("WorkteamArn"))
-    stated = task_price_usd((htc.get("PublicWorkforceTaskPrice") or {}).get("AmountInUsd"))
-    return Pricing(
-        service_fee_usd=float(service_fee_usd),
-        task_price_usd=stated if kind in ("public", "unknown") else 0.0,
-        workers_per_object=int(htc.get("NumberOfHumanWorkersPerDataObject", 1)),
-        workforce=kind,
-    )
-
-
-def labeling_cost(human_labeled: int, machine_labeled: int, pricing: Pricing) -> dict[str, float]:
-    """`{"human", "machine", "total"}` in USD: human-labeled objects at fee + workers x price, machine ones at fee."""
-    human = Decimal(human_labeled) * Decimal(str(pricing.human_object_usd))
-    machine = Decimal(machine_labeled) * Decimal(str(pricing.machine_object_usd))
-    return {"human": _usd(human), "machine": _usd(machine), "total": _usd(human + machine)}
-
-
-# -- quality --------------------------------------------------------------------------------------------------------
 def reference_pixel_boxes(
     fractions: Mapping[str, Iterable[Sequence[float]]], labels: Iterable[ImageLabel]
 ) -> dict[str, list[Box]]:
@@ -337,7 +266,7 @@ def seed_reference(service_fee_usd: float = SERVICE_FEE_USD) -> dict[str, Any]:
                 "cost_usd": {
                     "human": cost_h,
                     "machine": cost_m,
-                    "total": _usd(Decimal(str(cost_h)) + Decimal(str(cost_m))),
+                    "total": rounded_usd(Decimal(str(cost_h)) + Decimal(str(cost_m))),
                 },
                 "cost_usd_request_basis": labeling_cost(human, machine, seed_pricing),
             }

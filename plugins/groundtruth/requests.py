@@ -22,11 +22,13 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from groundtruth.pricing import usd_price
 
 if TYPE_CHECKING:
     from botocore.model import Shape
@@ -151,54 +153,6 @@ def public_workforce_arn(region: str) -> str:
     """The Amazon Mechanical Turk work team ARN in a region."""
     _lambda_account(region)  # the public workforce is only usable where the built-in Lambdas exist
     return f"arn:aws:sagemaker:{region}:{PUBLIC_WORKFORCE_ACCOUNT}:workteam/public-crowd/default"
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Price.
-# --------------------------------------------------------------------------------------------------------------------
-_TENTH_OF_A_CENT = Decimal("0.001")
-_MAX_PRICE = Decimal("2.999")  # Dollars ≤ 2, Cents ≤ 99, TenthFractionsOfACent ≤ 9
-
-
-def usd_price(amount: float | int | str | Decimal) -> dict[str, dict[str, int]]:
-    """
-    Convert a USD amount such as ``0.036`` to ``PublicWorkforceTaskPrice`` exactly.
-
-    Floats are read through their shortest decimal representation (``0.036`` → ``Decimal("0.036")``), so the binary
-    rounding of ``0.036`` never turns into 35 tenths of a cent. Amounts that are not a whole number of tenths of a
-    cent, non-positive, or above $2.999 (what the three fields can hold) are rejected rather than rounded: rounding a
-    price silently changes what the job costs.
-    """
-    if isinstance(amount, bool):
-        raise ValueError(f"Price must be a number of US dollars, got {amount!r}.")
-    try:
-        value = Decimal(str(amount)) if isinstance(amount, float) else Decimal(amount)
-    except (InvalidOperation, TypeError, ValueError):
-        raise ValueError(f"Price must be a number of US dollars, got {amount!r}.") from None
-    if not value.is_finite() or value <= 0 or value > _MAX_PRICE:
-        raise ValueError(
-            f"Price {amount!r} USD is outside what PublicWorkforceTaskPrice can express (0 < price ≤ 2.999)."
-        )
-    if value != value.quantize(_TENTH_OF_A_CENT):
-        raise ValueError(f"Price {amount!r} USD is not a whole number of tenths of a cent (e.g. 0.036, 0.012, 1.2).")
-    tenths = int(value / _TENTH_OF_A_CENT)
-    return {
-        "AmountInUsd": {
-            "Dollars": tenths // 1000,
-            "Cents": (tenths % 1000) // 10,
-            "TenthFractionsOfACent": tenths % 10,
-        }
-    }
-
-
-def price_to_usd(price: Mapping[str, Any]) -> Decimal:
-    """Inverse of :func:`usd_price`: ``{"AmountInUsd": {...}}`` → ``Decimal`` dollars."""
-    amount = price["AmountInUsd"]
-    return (
-        Decimal(amount.get("Dollars", 0))
-        + Decimal(amount.get("Cents", 0)) / 100
-        + Decimal(amount.get("TenthFractionsOfACent", 0)) / 1000
-    )
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -11,20 +11,10 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, PokeReturnValue
 from botocore.exceptions import BotoCoreError, ClientError
 
-from groundtruth.hooks import (
-    FAILURE_STATES,
-    SUCCESS_STATES,
-    THIRTY_DAYS,
-    LabelingJobHook,
-    LabelingJobWaitTimeout,
-    failure_message,
-    is_not_found_error,
-    is_transient_error,
-    progress_message,
-    summarize_labeling_job,
-)
+from groundtruth.hooks import LABELING_JOB, LabelingJobHook, summarize_labeling_job
 from groundtruth.links import LabelingJobConsoleLink, LabelingJobOutputLink, persist_labeling_job_links
-from groundtruth.triggers import LabelingJobTrigger
+from groundtruth.triggers import LabelingJobTrigger, job_from_event
+from groundtruth.waiting import THIRTY_DAYS, JobWait
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -63,16 +53,19 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
         self._links_persisted = False
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
+        # One observation of the shared wait; the sensor's own timeout bounds the whole, so no deadline here.
+        wait = JobWait(
+            LABELING_JOB, self.job_name, poll_interval=self.poke_interval, deadline=float("inf"), log=self.log
+        )
         try:
             description = self.hook.describe_labeling_job(self.job_name)
         except (ClientError, BotoCoreError) as error:
-            if is_transient_error(error):
-                # Throttling and 5xx are "not yet", never a failure.
-                self.log.warning("Describing labeling job %s failed transiently (%s)", self.job_name, error)
-                return False
-            if is_not_found_error(error):
-                raise AirflowException(f"Labeling job {self.job_name} does not exist: {error}") from error
-            raise
+            step = wait.observe_error(error)
+            if step.result is None:
+                return False  # throttling and 5xx are "not yet", never a failure
+            if step.result.status == "error":
+                raise
+            raise AirflowException(step.result.message) from error
         if not self._links_persisted:
             persist_labeling_job_links(
                 context,
@@ -83,13 +76,12 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
                 s3_output_path=(description.get("OutputConfig") or {}).get("S3OutputPath"),
             )
             self._links_persisted = True
-        self.log.info(progress_message(description))
-        status = description.get("LabelingJobStatus")
-        if status in SUCCESS_STATES:
+        result = wait.observe(description).result
+        if result is None:
+            return False
+        if result.status == "success":
             return PokeReturnValue(is_done=True, xcom_value=summarize_labeling_job(description))
-        if status in FAILURE_STATES:
-            raise AirflowException(failure_message(description))
-        return False
+        raise AirflowException(result.message)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -114,16 +106,10 @@ class LabelingJobSensor(AwsBaseSensor[LabelingJobHook]):
         return None  # not reached: defer() raises
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        if not event:
-            raise AirflowException(f"Task {self.task_id}: the labeling-job trigger ended without an event")
-        status = event.get("status")
-        description = event.get("description")
-        if status == "success" and description:
-            return summarize_labeling_job(description)
-        if status == "success":
-            return summarize_labeling_job(self.hook.describe_labeling_job(self.job_name))
-        if status == "failed" and description:
-            raise AirflowException(failure_message(description))
-        if status == "timeout":
-            raise LabelingJobWaitTimeout(event.get("message") or f"Labeling job {self.job_name} did not finish")
-        raise AirflowException(f"Error while waiting for labeling job {self.job_name}: {event.get('message')}")
+        description = job_from_event(
+            event,
+            task_id=self.task_id,
+            describe=self.hook.describe_labeling_job,
+            failure=lambda d: AirflowException(LABELING_JOB.failure_message(self.job_name, d)),
+        )
+        return summarize_labeling_job(description)

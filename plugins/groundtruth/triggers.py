@@ -1,5 +1,5 @@
 """
-``LabelingJobTrigger``: waits for a labeling job in the triggerer, a small async loop around the hook.
+``LabelingJobTrigger``: waits for a labeling job in the triggerer; the async shell around ``groundtruth.waiting``.
 
 Cancellation, as Airflow 3.3's triggerer does it (airflow/jobs/triggerer_job_runner.py, ``run_trigger``):
 
@@ -26,22 +26,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 from botocore.exceptions import BotoCoreError, ClientError
 
-from groundtruth.hooks import (
-    FAILURE_STATES,
-    SUCCESS_STATES,
-    THIRTY_DAYS,
-    LabelingJobHook,
-    backoff_delay,
-    description_subset,
-    failure_message,
-    is_not_found_error,
-    is_transient_error,
-    progress_message,
-)
+from groundtruth.hooks import LABELING_JOB, LabelingJobHook, description_subset
+from groundtruth.waiting import THIRTY_DAYS, JobWait
 
 # --------------------------------------------------------------------------------------------------------------------
 # What a kill means for the job: decided from the task instance's state at the time of the kill.
@@ -191,52 +182,27 @@ class LabelingJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
-        transient_errors = 0
-        last: dict | None = None
+        wait = JobWait(
+            LABELING_JOB,
+            self.job_name,
+            poll_interval=self.poke_interval,
+            deadline=self.deadline,
+            clock=self._clock,
+            rand=self._rand,
+            log=self.log,
+        )
         async with await hook.get_async_conn() as client:
             while True:
                 try:
-                    description = await hook.describe_labeling_job_async(self.job_name, client=client)
+                    step = wait.observe(await hook.describe_job_async(LABELING_JOB, self.job_name, client=client))
                 except (ClientError, BotoCoreError) as error:
-                    if is_not_found_error(error):
-                        yield self._event("error", f"Labeling job {self.job_name} does not exist: {error}")
-                        return
-                    if not is_transient_error(error):
-                        yield self._event("error", f"Describing labeling job {self.job_name} failed: {error}", last)
-                        return
-                    delay = backoff_delay(
-                        transient_errors, base=max(1.0, min(self.poke_interval, 5.0)), rand=self._rand
-                    )
-                    transient_errors += 1
-                    self.log.warning(
-                        "Describing labeling job %s failed transiently (%s); trying again in %.1fs",
-                        self.job_name,
-                        error,
-                        delay,
-                    )
-                else:
-                    transient_errors = 0
-                    last = description
-                    self.log.info(progress_message(description))
-                    status = description.get("LabelingJobStatus")
-                    if status in SUCCESS_STATES:
-                        yield self._event("success", f"Labeling job {self.job_name} completed", description)
-                        return
-                    if status in FAILURE_STATES:
-                        yield self._event("failed", failure_message(description), description)
-                        return
-                    delay = self.poke_interval
-                remaining = self.deadline - self._clock()
-                if remaining <= 0:
-                    status = last.get("LabelingJobStatus") if last else "unknown"
-                    yield self._event(
-                        "timeout",
-                        f"Labeling job {self.job_name} was still {status} at the deadline; it keeps running and "
-                        "re-running the task reattaches to it.",
-                        last,
-                    )
+                    step = wait.observe_error(error)
+                if step.result is not None:
+                    # "gone" travels as "error", the event vocabulary operators already know.
+                    status = "error" if step.result.status == "gone" else step.result.status
+                    yield self._event(status, step.result.message, step.result.description)
                     return
-                await self._sleep(min(delay, remaining))
+                await self._sleep(step.delay)
 
     async def _current_task_state(self) -> str | None:
         ti = self.task_instance
@@ -264,3 +230,29 @@ class LabelingJobTrigger(BaseTrigger):
             return
         self.log.info("Task was killed (task instance state %s): stopping labeling job %s", state, self.job_name)
         await self.hook().stop_labeling_job_async(self.job_name)
+
+
+def job_from_event(
+    event: dict[str, Any] | None,
+    *,
+    task_id: str,
+    describe: Callable[[str], dict[str, Any]],
+    failure: Callable[[dict[str, Any]], Exception],
+) -> dict[str, Any]:
+    """What a task resumed from :class:`LabelingJobTrigger` makes of its event: the completed job's description
+    (described again when the event carries none), or the exception to raise — ``failure(description)`` for a job
+    that ended Failed/Stopped, a timeout that leaves the job running, or the error the trigger met."""
+    from groundtruth.hooks import LabelingJobWaitTimeout
+
+    if not event:
+        raise AirflowException(f"Task {task_id}: the labeling-job trigger ended without an event")
+    job_name = event.get("job_name")
+    status = event.get("status")
+    description = event.get("description")
+    if status == "success":
+        return description or describe(job_name)
+    if status == "failed" and description:
+        raise failure(description)
+    if status == "timeout":
+        raise LabelingJobWaitTimeout(event.get("message") or f"Labeling job {job_name} did not finish in time")
+    raise AirflowException(f"Error while waiting for labeling job {job_name}: {event.get('message')}")

@@ -7,12 +7,10 @@ import json
 import pytest
 from botocore.exceptions import EndpointConnectionError, WaiterError
 
+from groundtruth.aws_errors import backoff_delay, is_not_found_error, is_transient_error
 from groundtruth.hooks import (
     LabelingJobHook,
     LabelingJobWaitTimeout,
-    backoff_delay,
-    is_not_found_error,
-    is_transient_error,
     percent_done,
     pooled_client,
     progress_message,

@@ -11,6 +11,7 @@ import botocore.session
 import pytest
 from pydantic import ValidationError
 
+from groundtruth.pricing import price_to_usd, usd_price
 from groundtruth.requests import (
     AUTO_LABELING_ACCOUNT,
     GROUND_TRUTH_LAMBDA_ACCOUNTS,
@@ -24,9 +25,7 @@ from groundtruth.requests import (
     builtin_lambda_arns,
     coerce_request_types,
     labeling_job_name,
-    price_to_usd,
     request_problems,
-    usd_price,
     validate_request,
     with_attempt_suffix,
 )
