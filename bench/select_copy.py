@@ -75,7 +75,7 @@ def main() -> None:
             load_experiment(REPO / "include" / "experiments" / "birds.yaml"),
             {"images": args.images, "bucket": "bench-ours"},
         )
-        layout = experiment.RunLayout.of(cfg, "bench")
+        layout = experiment.run_layout(cfg, "bench")
         t0 = time.perf_counter()
         experiment.select(s3, cfg, layout)
         t_select = time.perf_counter() - t0

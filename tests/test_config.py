@@ -57,12 +57,21 @@ def test_name_must_match_the_file(tmp_path):
 
 def test_params_override_and_are_revalidated():
     cfg = load_experiment(BIRDS)
-    changed = with_params(cfg, {"images": 40, "bucket": "other-bucket", "price_usd": "0.012"})
+    changed = with_params(cfg, {"images": 40, "auto_labeling": False, "bucket": "other-bucket", "price_usd": "0.012"})
     assert (changed.images, changed.bucket, str(changed.workforce.price_usd)) == (40, "other-bucket", "0.012")
     with pytest.raises(ConfigError, match="images"):
         with_params(cfg, {"images": 0})
     with pytest.raises(ConfigError, match="workteam_arn"):
         with_params(cfg, {"workforce_kind": "private"})
+
+
+def test_an_experiment_that_cannot_train_iteration_1s_model_is_refused():
+    cfg = load_experiment(BIRDS)
+    # 300 images: iteration 1 would get 150 objects, too few for auto-labeling, so iteration 2 would have no model.
+    with pytest.raises(ConfigError, match=r"param '\(root\)'.*images=300 gives iteration 1 150 objects.*2500"):
+        with_params(cfg, {"images": 300})
+    assert with_params(cfg, {"images": 2500}).images == 2500
+    assert with_params(cfg, {"images": 300, "auto_labeling": False}).images == 300  # no model needed
 
 
 def test_workforce_params_empty_keeps_the_config_and_bad_values_are_named():

@@ -1,7 +1,10 @@
-"""Experiment configuration: `include/experiments/<name>.yaml`, validated before any DAG is built from it.
+"""Configuration of every DAG family, validated before any DAG is built from it.
 
-A bad file raises ConfigError naming the file and the field, so the DAG factory can surface it as that file's
-import error while every other experiment still loads.
+`LabelingSettings` holds what every family shares (where, who labels, at what price, how patiently);
+`ExperimentConfig` (`include/experiments/<name>.yaml`) and `NightlyConfig` (`include/nightly/<name>.yaml`) extend
+it. A bad file raises ConfigError naming the file and the field, so the DAG factory can surface it as that file's
+import error while every other config still loads. `with_params` applies a run's Params and validates again, so a
+bad trigger-form value is refused by the first task, before anything is paid for.
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from groundtruth.requests import PublicWorkforce, Workforce
 
@@ -84,26 +87,28 @@ class SourceConfig(_Strict):
     hierarchy_key: str = "annotations/bbox_labels_600_hierarchy.json"
 
 
-class ExperimentConfig(_Strict):
-    """What to label, how and where; every field a person may change is also a DAG Param."""
+MIN_OBJECTS_FOR_AUTO_LABELING = 1250  # Ground Truth trains no model for a job below this many objects
+
+
+class LabelingSettings(_Strict):
+    """What every DAG family shares: where the data lives, who labels it, at what price, how patiently.
+
+    `PARAM_FIELDS` names the fields a run may override from its Params (see `with_params`); the DAG factories build
+    the trigger form from the same list (`groundtruth.dagfactory.run_params`)."""
+
+    PARAM_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     name: DagName
     description: str = ""
     owner: str = "ml-data-ops"
-    tags: list[str] = Field(default_factory=lambda: ["groundtruth", "experiment"])
-    schedule: str | None = None
+    tags: list[str] = Field(default_factory=lambda: ["groundtruth"])
     aws_conn_id: str = "aws_default"
     region: str = "us-east-1"
     bucket: BucketName
     create_bucket: bool = False
-    prefix: KeyPrefix = "ground-truth-experiments"
+    prefix: KeyPrefix
     role_arn: RoleArn
-    source: SourceConfig = Field(default_factory=SourceConfig)
-    class_id: LabelName
     class_name: str
-    images: Annotated[int, Field(ge=2, le=100_000)] = 2500
-    max_image_mb: Annotated[float, Field(gt=0, le=100)] = 6.0
-    skip_images: list[str] = Field(default_factory=list)
     label_attribute: LabelAttribute = "category"
     workforce: Workforce = Field(default_factory=lambda: PublicWorkforce(price_usd="0.036"))
     workers_per_object: Annotated[int, Field(ge=1, le=9)] = 3
@@ -112,8 +117,52 @@ class ExperimentConfig(_Strict):
     task_availability_seconds: Annotated[int, Field(ge=60, le=864_000)] = 21_600
     auto_labeling: bool = True
     service_fee_usd: Annotated[float, Field(ge=0)] = 0.08
+    # Seconds between status checks of a job; jobs run for hours, so a minute is plenty on AWS.
+    check_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60
     copy_workers: Annotated[int, Field(ge=1, le=256)] = 32
     retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+    def apply_extra_params(self, data: dict, params: dict) -> None:
+        """Params of a family that do not map one-to-one onto a field (none here)."""
+
+
+class ExperimentConfig(LabelingSettings):
+    """The seed's three-job experiment: what to label, how and where."""
+
+    PARAM_FIELDS: ClassVar[tuple[str, ...]] = (
+        "bucket",
+        "prefix",
+        "class_id",
+        "class_name",
+        "images",
+        "max_image_mb",
+        "region",
+        "role_arn",
+        "service_fee_usd",
+        "auto_labeling",
+    )
+
+    tags: list[str] = Field(default_factory=lambda: ["groundtruth", "experiment"])
+    schedule: str | None = None
+    prefix: KeyPrefix = "ground-truth-experiments"
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    class_id: LabelName
+    images: Annotated[int, Field(ge=2, le=100_000)] = 2500
+    max_image_mb: Annotated[float, Field(gt=0, le=100)] = 6.0
+    skip_images: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _iteration_2_gets_a_model(self) -> ExperimentConfig:
+        # Iteration 2 starts from iteration 1's final model, which only a job of >= 1,250 objects produces:
+        # refused here, before iterations 1 and 3 are paid for.
+        half = self.images // 2
+        if self.auto_labeling and half < MIN_OBJECTS_FOR_AUTO_LABELING:
+            raise ValueError(
+                f"images={self.images} gives iteration 1 {half} objects, but auto-labeling needs at least "
+                f"{MIN_OBJECTS_FOR_AUTO_LABELING} per job to train the model iteration 2 starts from; use images >= "
+                f"{2 * MIN_OBJECTS_FOR_AUTO_LABELING} or auto_labeling: false"
+            )
+        return self
 
 
 def _load_yaml(path: Path, model: type[_M]) -> _M:
@@ -162,18 +211,23 @@ def _apply_workforce_params(data: dict, params: dict) -> None:
         data["workforce"] = {"kind": kind, "workteam_arn": params.get("workteam_arn") or current.get("workteam_arn")}
 
 
-def with_params(config: ExperimentConfig, params: dict) -> ExperimentConfig:
-    """The config with a run's Param values applied (only keys the config knows), re-validated as a whole."""
-    known = set(ExperimentConfig.model_fields)
+_S = TypeVar("_S", bound=LabelingSettings)
+
+
+def with_params(config: _S, params: dict) -> _S:
+    """The config with a run's Param values applied (the config class's `PARAM_FIELDS`, the workforce Params and
+    the class's own extras), re-validated as a whole; ConfigError names the Param at fault."""
     data = config.model_dump()
-    for key, value in params.items():
-        if key in known and value is not None:
-            data[key] = value
+    for key in type(config).PARAM_FIELDS:
+        if params.get(key) is not None:
+            data[key] = params[key]
     _apply_workforce_params(data, params)
+    config.apply_extra_params(data, params)
     try:
-        return ExperimentConfig.model_validate(data)
+        return type(config).model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"experiment {config.name}: {_validation_problems(exc, 'param')}") from None
+        kind = type(config).__name__.removesuffix("Config").lower()
+        raise ConfigError(f"{kind} {config.name}: {_validation_problems(exc, 'param')}") from None
 
 
 # -- nightly labeling: include/nightly/<name>.yaml -------------------------------------------------------------------
@@ -229,40 +283,38 @@ class NotifyConfig(_Strict):
         return v
 
 
-class NightlyConfig(_Strict):
-    """One nightly labeling chain; the labeling fields mirror ExperimentConfig, so the request builder serves both."""
+class NightlyConfig(LabelingSettings):
+    """One nightly labeling chain."""
 
-    name: DagName
-    description: str = ""
-    owner: str = "ml-data-ops"
+    # The chain's identity (shards, bucket, prefix) is not a Param: a run must not move the chain.
+    PARAM_FIELDS: ClassVar[tuple[str, ...]] = (
+        "budget_usd",
+        "auto_labeling",
+        "workers_per_object",
+        "max_concurrent_tasks",
+        "task_time_limit_seconds",
+        "service_fee_usd",
+    )
+
     tags: list[str] = Field(default_factory=lambda: ["groundtruth", "nightly"])
     schedule: str = "0 3 * * *"
     timezone: str = "UTC"
     start_date: date
     catchup: bool = False
     max_active_runs: Annotated[int, Field(ge=1, le=16)] = 1
-    aws_conn_id: str = "aws_default"
-    region: str = "us-east-1"
-    bucket: BucketName
-    create_bucket: bool = False
     prefix: KeyPrefix = "ground-truth-nightly"
-    role_arn: RoleArn
-    class_name: str
     shards: ShardSource
-    label_attribute: LabelAttribute = "category"
-    workforce: Workforce = Field(default_factory=lambda: PublicWorkforce(price_usd="0.036"))
-    workers_per_object: Annotated[int, Field(ge=1, le=9)] = 3
-    max_concurrent_tasks: Annotated[int, Field(ge=1, le=5000)] = 200
-    task_time_limit_seconds: Annotated[int, Field(ge=30, le=28_800)] = 300
-    task_availability_seconds: Annotated[int, Field(ge=60, le=864_000)] = 21_600
-    auto_labeling: bool = True
     seed_model_arn: str | None = None
-    service_fee_usd: Annotated[float, Field(ge=0)] = 0.08
     budget_usd: Annotated[float, Field(ge=0)]
     check_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 300
-    copy_workers: Annotated[int, Field(ge=1, le=256)] = 32
     retries: Annotated[int, Field(ge=1, le=10)] = 2
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+
+    def apply_extra_params(self, data: dict, params: dict) -> None:
+        if "seed_model_arn" in params:
+            data["seed_model_arn"] = params["seed_model_arn"] or None  # an empty form field means "no seed model"
+        if "notify_sns_topic_arn" in params:
+            data["notify"] = {"sns_topic_arn": params["notify_sns_topic_arn"] or None}
 
     @field_validator("schedule")
     @classmethod
@@ -295,33 +347,3 @@ class NightlyConfig(_Strict):
 def load_nightly(path: Path) -> NightlyConfig:
     """Parse and validate one nightly file (`include/nightly/<name>.yaml`). The file stem must equal its `name`."""
     return _load_yaml(path, NightlyConfig)
-
-
-#: The run Params that map onto NightlyConfig fields (the rest, such as force_relabel, steer the run itself).
-NIGHTLY_PARAM_FIELDS = (
-    "budget_usd",
-    "seed_model_arn",
-    "auto_labeling",
-    "workers_per_object",
-    "max_concurrent_tasks",
-    "task_time_limit_seconds",
-    "service_fee_usd",
-)
-
-
-def nightly_with_params(config: NightlyConfig, params: dict) -> NightlyConfig:
-    """The config with a run's Param values applied, re-validated as a whole; shards, bucket and prefix (the
-    chain's identity) are not Params."""
-    data = config.model_dump()
-    for key in NIGHTLY_PARAM_FIELDS:
-        if key == "seed_model_arn" and key in params:
-            data[key] = params[key] or None  # an empty form field means "no seed model"
-        elif params.get(key) is not None:
-            data[key] = params[key]
-    _apply_workforce_params(data, params)
-    if "notify_sns_topic_arn" in params:
-        data["notify"] = {"sns_topic_arn": params["notify_sns_topic_arn"] or None}
-    try:
-        return NightlyConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"nightly {config.name}: {_validation_problems(exc, 'param')}") from None

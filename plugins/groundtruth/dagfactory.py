@@ -1,15 +1,43 @@
-"""One DAG per config file, for the DAG factories in `dags/`: a bad file becomes that DAG file's import error
-(naming the file and the field) while every valid config beside it still becomes a DAG."""
+"""What every DAG family's file shares: one DAG per config file, the run Params, the default_args, and the base
+of the library-owned tasks (run config from Params, pooled clients, the labeling task, deterministic failures).
+
+A bad config file becomes that DAG file's import error (naming the file and the field) while every valid config
+beside it still becomes a DAG.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+import contextlib
+import html
+from collections.abc import Callable, Iterator, MutableMapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Param
 
-from groundtruth.config import ConfigError
+from groundtruth.config import ConfigError, LabelingSettings, with_params
+
+# The service runs a labeling job for up to 30 days; the task's own limit leaves a day for the trigger's deadline.
+LABELING_TIMEOUT = timedelta(days=31)
+
+# What the trigger form says about each field a run may change; type and bounds come from the config's own schema.
+PARAM_DESCRIPTIONS = {
+    "bucket": "S3 bucket for images, manifests and outputs",
+    "prefix": "Key prefix under the bucket",
+    "class_id": "Open Images LabelName of the class to label",
+    "class_name": "Label shown to workers",
+    "images": "How many images to select (with auto-labeling at least 2,500: each job needs 1,250 for a model)",
+    "max_image_mb": "Skip images larger than this (MB)",
+    "region": "AWS region of the jobs and the bucket",
+    "role_arn": "Execution role Ground Truth assumes",
+    "service_fee_usd": "Ground Truth fee per labeled object",
+    "auto_labeling": "Use automated data labeling",
+    "budget_usd": "Stop before launching when the worst case (objects x (fee + workers x price)) exceeds this",
+    "workers_per_object": "Workers per object",
+    "max_concurrent_tasks": "Most objects with workers at once (also the human batch size)",
+    "task_time_limit_seconds": "Time a worker has per object",
+}
 
 
 class InvalidConfigs(DAG):
@@ -40,3 +68,100 @@ def build_dags(
         namespace[f"_{invalid_dag_id}"] = InvalidConfigs(
             dag_id=invalid_dag_id, description=" | ".join(errors), schedule=None
         )
+
+
+def run_params(config: LabelingSettings, **extra: Param) -> dict[str, Param]:
+    """The trigger form: the config class's `PARAM_FIELDS` (defaults from the file, type and bounds from the
+    config's schema), the workforce Params, then the family's `extra` Params."""
+    schema = type(config).model_json_schema()["properties"]
+    params: dict[str, Param] = {}
+    for name in type(config).PARAM_FIELDS:
+        field_schema = schema[name]
+        rules = {k: field_schema[k] for k in ("type", "minimum", "maximum", "exclusiveMinimum") if k in field_schema}
+        if "anyOf" in field_schema:  # an optional field: its types, null included
+            rules["type"] = [alt.get("type", "null") for alt in field_schema["anyOf"]]
+        params[name] = Param(getattr(config, name), description=PARAM_DESCRIPTIONS.get(name, name), **rules)
+    workforce = config.workforce
+    params["workforce_kind"] = Param(
+        workforce.kind, enum=["public", "private", "vendor"], description="Who labels: public, private or vendor"
+    )
+    params["price_usd"] = Param(
+        str(getattr(workforce, "price_usd", "0.036")),
+        type="string",
+        description="Public workforce price per task and worker, in USD (e.g. 0.036)",
+    )
+    params["workteam_arn"] = Param(
+        getattr(workforce, "workteam_arn", None),
+        type=["null", "string"],
+        description="Work team ARN for a private or vendor workforce",
+    )
+    params.update(extra)
+    return params
+
+
+def default_args(config: LabelingSettings, **extra: Any) -> dict[str, Any]:
+    """Owner and retries from the config; transient failures back off exponentially up to 20 minutes."""
+    return {
+        "owner": config.owner,
+        "retries": config.retries,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=20),
+        **extra,
+    }
+
+
+def escaped(values: dict[str, Any]) -> dict[str, str]:
+    """Config text for a DAG's doc_md: data, never markup."""
+    return {key: html.escape(str(value), quote=False) for key, value in values.items()}
+
+
+_C = TypeVar("_C", bound=LabelingSettings)
+
+
+class FamilyTasks(Generic[_C]):
+    """The base of a family's library-owned tasks, bound to one config (the DAG's) and its DAG id."""
+
+    def __init__(self, config: _C, dag_id: str) -> None:
+        self.config = config
+        self.dag_id = dag_id
+
+    def run_config(self, params: dict | None) -> _C:
+        """The config with this run's Params; a bad value fails the task at once (no retry can fix it)."""
+        with deterministic():
+            return with_params(self.config, dict(params or {}))
+
+    @staticmethod
+    def client(config: LabelingSettings, service: str):
+        from groundtruth.hooks import pooled_client
+
+        return pooled_client(config.aws_conn_id, config.region, service, config.copy_workers)
+
+    def labeling_task(self, task_id: str, request: Any, **kwargs: Any):
+        """The family's labeling task: deferrable, retry-safe, polling at the config's check interval."""
+        from groundtruth.operators import CreateLabelingJobOperator
+
+        return CreateLabelingJobOperator(
+            task_id=task_id,
+            config=request,
+            aws_conn_id=self.config.aws_conn_id,
+            region_name=self.config.region,
+            wait_for_completion=True,
+            deferrable=True,
+            check_interval=self.config.check_interval_seconds,
+            execution_timeout=LABELING_TIMEOUT,
+            retry_delay=timedelta(minutes=5),
+            **kwargs,
+        )
+
+
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """A ValueError (a bad config or Param, a missing bucket, too few images, over budget) fails the task without
+    retries: the same input fails the same way, so retrying only delays the message."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except ValueError as error:
+        raise AirflowFailException(str(error)) from error

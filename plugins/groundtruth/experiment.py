@@ -10,19 +10,18 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
-from groundtruth.config import ExperimentConfig, SourceConfig
-from groundtruth.manifests import bounding_box_template, class_labels, input_manifest, instructions_png
-from groundtruth.openimages import (
-    Candidate,
-    class_subtree,
-    copy_objects,
-    existing_keys,
-    head_sizes,
-    iter_candidates,
-    select_images,
-    skip_through,
+from groundtruth.config import ExperimentConfig
+from groundtruth.manifests import input_manifest
+from groundtruth.stages import (
+    JobInputs,
+    S3Layout,
+    bounding_box_request,
+    ensure_bucket,
+    exists,
+    select_class_images,
+    write_worker_ui,
 )
 
 log = logging.getLogger(__name__)
@@ -34,62 +33,23 @@ ITERATIONS = {
 }
 
 
+def run_layout(config: ExperimentConfig, run_id: str) -> S3Layout:
+    """Where one run keeps everything: s3://<bucket>/<prefix>/<experiment>/<run key>/."""
+    return S3Layout(config.bucket, f"{config.prefix}/{config.name}/{run_key(run_id)}")
+
+
 def run_key(run_id: str) -> str:
     """A readable, S3- and job-name-safe key unique to one DAG run."""
     slug = re.sub(r"[^a-z0-9]+", "-", run_id.lower()).strip("-")[:32].strip("-")
     return f"{slug}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
 
 
-@dataclass(frozen=True)
-class RunLayout:
-    """Where one run keeps everything, under s3://<bucket>/<prefix>/<experiment>/<run key>/."""
-
-    bucket: str
-    root: str
-
-    @classmethod
-    def of(cls, config: ExperimentConfig, run_id: str) -> RunLayout:
-        return cls(config.bucket, f"{config.prefix}/{config.name}/{run_key(run_id)}")
-
-    def key(self, *parts: str) -> str:
-        return "/".join([self.root, *parts])
-
-    def uri(self, *parts: str) -> str:
-        return f"s3://{self.bucket}/{self.key(*parts)}"
-
-
-def _exists(s3, bucket: str, key: str) -> bool:
-    return head_sizes(s3, bucket, [key], workers=1)[key] is not None
-
-
-def ensure_bucket(s3, config: ExperimentConfig) -> None:
-    from botocore.exceptions import ClientError
-
-    from groundtruth.aws_errors import is_missing_s3_object
-
-    try:
-        s3.head_bucket(Bucket=config.bucket)
-    except ClientError as exc:
-        if not is_missing_s3_object(exc):
-            raise
-        if not config.create_bucket:
-            raise ValueError(
-                f"bucket {config.bucket!r} does not exist; create it (same region as the jobs) "
-                "or set create_bucket: true in the experiment file"
-            ) from exc
-        kwargs = {}
-        if config.region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": config.region}
-        s3.create_bucket(Bucket=config.bucket, **kwargs)
-        log.info("created bucket %s in %s", config.bucket, config.region)
-
-
 # -- 1. select ----------------------------------------------------------------------------------------------------
-def select(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
+def select(s3, config: ExperimentConfig, layout: S3Layout) -> dict:
     """Pick the experiment's images and write them to `selection.json`; reuse that file when it exists."""
     ensure_bucket(s3, config)
     key = layout.key("selection.json")
-    if _exists(s3, layout.bucket, key):
+    if exists(s3, layout.bucket, key):
         selection = json.loads(s3.get_object(Bucket=layout.bucket, Key=key)["Body"].read())
         log.info("selection: reusing %s (%d images)", layout.uri("selection.json"), len(selection["images"]))
         return _selection_summary(selection, layout)
@@ -113,49 +73,7 @@ def select(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
     return _selection_summary(selection, layout)
 
 
-def select_class_images(
-    s3,
-    src: SourceConfig,
-    class_id: str,
-    skip: list[str],
-    max_image_mb: float,
-    limit: int,
-    workers: int,
-    after: str | None = None,
-) -> tuple[set[str], list[Candidate], dict[str, int]]:
-    """The first `limit` qualifying images of `class_id` and its subclasses, in annotation-file order (stable).
-
-    `after`: start after this image (the last of an earlier selection in the same order), heading nothing before it;
-    a LookupError names it when the file does not hold it.
-    Returns (the class subtree, the chosen candidates with their boxes, counts of what was skipped and why).
-    """
-    hierarchy = json.loads(s3.get_object(Bucket=src.bucket, Key=src.hierarchy_key)["Body"].read())
-    classes = class_subtree(hierarchy, class_id)
-    log.info("selection: %s and %d subclasses", class_id, len(classes) - 1)
-    body = s3.get_object(Bucket=src.bucket, Key=src.annotations_key)["Body"]
-    try:
-        candidates = iter_candidates(body, classes, skip=set(skip))
-        seen: set[str] = set()
-        if after is not None:
-            resumed = skip_through(candidates, after)
-            if resumed is None:
-                raise LookupError(
-                    f"image {after} is not among the class's images in s3://{src.bucket}/{src.annotations_key}"
-                )
-            candidates, seen = resumed
-
-        def sizes_of(image_ids: list[str]) -> dict[str, int | None]:
-            keys = [f"{src.image_prefix}{i}.jpg" for i in image_ids]
-            sizes = head_sizes(s3, src.bucket, keys, workers=workers)
-            return {i: sizes[k] for i, k in zip(image_ids, keys, strict=True)}
-
-        chosen, skipped = select_images(candidates, sizes_of, limit, int(max_image_mb * 1024 * 1024), seen=seen)
-    finally:
-        body.close()
-    return classes, chosen, skipped
-
-
-def _selection_summary(selection: dict, layout: RunLayout) -> dict:
+def _selection_summary(selection: dict, layout: S3Layout) -> dict:
     return {
         "selection_uri": layout.uri("selection.json"),
         "images": len(selection["images"]),
@@ -164,13 +82,15 @@ def _selection_summary(selection: dict, layout: RunLayout) -> dict:
     }
 
 
-def load_selection(s3, layout: RunLayout) -> dict:
+def load_selection(s3, layout: S3Layout) -> dict:
     return json.loads(s3.get_object(Bucket=layout.bucket, Key=layout.key("selection.json"))["Body"].read())
 
 
 # -- 2. copy ------------------------------------------------------------------------------------------------------
-def copy(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
+def copy(s3, config: ExperimentConfig, layout: S3Layout) -> dict:
     """Server-side copies of the selected images into the run's prefix, skipping what is already there."""
+    from groundtruth.openimages import copy_objects, existing_keys
+
     selection = load_selection(s3, layout)
     src = config.source
     pairs = [
@@ -183,15 +103,7 @@ def copy(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
 
 
 # -- 3. manifests and the worker UI -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class JobInputs:
-    manifest_uri: str
-    labels_uri: str
-    template_uri: str
-    output_uri: str
-
-
-def write_inputs(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
+def write_inputs(s3, config: ExperimentConfig, layout: S3Layout) -> dict:
     """Both halves' input manifests, `class_labels.json` and the instruction template (with example images)."""
     selection = load_selection(s3, layout)
     images = selection["images"]
@@ -217,19 +129,7 @@ def write_inputs(s3, config: ExperimentConfig, layout: RunLayout) -> dict:
     }
 
 
-def write_worker_ui(s3, layout: RunLayout, class_name: str, examples: list) -> dict[str, str]:
-    """`class_labels.json` and `instructions.template` (with `instructions.png` when there are examples, given as
-    (JPEG bytes, Open Images boxes)) under `layout`; returns their URIs."""
-    s3.put_object(Bucket=layout.bucket, Key=layout.key("class_labels.json"), Body=class_labels([class_name]))
-    picture = instructions_png(examples, class_name) if examples else None
-    if picture:
-        s3.put_object(Bucket=layout.bucket, Key=layout.key("instructions.png"), Body=picture)
-    template = bounding_box_template(class_name, picture)
-    s3.put_object(Bucket=layout.bucket, Key=layout.key("instructions.template"), Body=template.encode())
-    return {"labels_uri": layout.uri("class_labels.json"), "template_uri": layout.uri("instructions.template")}
-
-
-def inputs_for(iteration: int, written: dict, layout: RunLayout) -> JobInputs:
+def inputs_for(iteration: int, written: dict, layout: S3Layout) -> JobInputs:
     """Job 1 labels the first half; jobs 2 and 3 both label the second half (as the notebook does)."""
     manifest = written["iteration_1_manifest"] if iteration == 1 else written["iteration_2_manifest"]
     return JobInputs(
@@ -241,6 +141,24 @@ def inputs_for(iteration: int, written: dict, layout: RunLayout) -> JobInputs:
 
 
 # -- 4. the labeling jobs' requests -------------------------------------------------------------------------------
+def iteration_request(
+    config: ExperimentConfig, dag_id: str, run_id: str, iteration: int, written: dict, previous: dict | None
+) -> dict:
+    """The request of `iteration`, named from (DAG, run, task, iteration); iteration 2 starts from `previous`'s
+    final model. ValueError when auto-labeling is on and that job left no model (the config check makes this rare:
+    a job of >= 1,250 objects that still ends without one)."""
+    from groundtruth.requests import labeling_job_name
+
+    model = (previous or {}).get("FinalActiveLearningModelArn")
+    if previous is not None and config.auto_labeling and not model:
+        raise ValueError(
+            f"iteration {iteration} needs iteration 1's final model, but job "
+            f"{previous.get('LabelingJobName')} reported no FinalActiveLearningModelArn"
+        )
+    name = labeling_job_name(dag_id, run_id, f"label_iteration_{iteration}", iteration)
+    return job_request(config, iteration, inputs_for(iteration, written, run_layout(config, run_id)), name, model)
+
+
 def job_request(
     config: ExperimentConfig, iteration: int, inputs: JobInputs, job_name: str, initial_model_arn: str | None = None
 ) -> dict:
@@ -250,47 +168,12 @@ def job_request(
     )
 
 
-def bounding_box_request(
-    config, inputs: JobInputs, job_name: str, initial_model_arn: str | None, tags: dict[str, str]
-) -> dict:
-    """The notebook's bounding-box CreateLabelingJob request for `inputs`, from any config carrying the labeling
-    fields of ExperimentConfig (class_name, region, label_attribute, role_arn, workforce, workers_per_object, ...)."""
-    from groundtruth.requests import LabelingJobConfig, TaskType, build_create_labeling_job_request
-
-    name = config.class_name
-    return build_create_labeling_job_request(
-        LabelingJobConfig(
-            job_name=job_name,
-            region=config.region,
-            task_type=TaskType.BOUNDING_BOX,
-            label_attribute_name=config.label_attribute,
-            input_manifest_s3_uri=inputs.manifest_uri,
-            output_s3_uri=inputs.output_uri,
-            role_arn=config.role_arn,
-            task_title=f"Please draw a box around each {name}.",
-            task_description=f"Dear Annotator, please draw a box around each {name}. Thank you!",
-            task_keywords=["image", "object", "detection"],
-            workforce=config.workforce,
-            ui_template_s3_uri=inputs.template_uri,
-            label_category_config_s3_uri=inputs.labels_uri,
-            workers_per_object=config.workers_per_object,
-            task_time_limit_seconds=config.task_time_limit_seconds,
-            task_availability_lifetime_seconds=config.task_availability_seconds,
-            max_concurrent_task_count=config.max_concurrent_tasks,
-            auto_labeling=config.auto_labeling,
-            initial_model_arn=initial_model_arn if config.auto_labeling else None,
-            content_classifiers=["FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"],
-            tags=tags,
-        )
-    )
-
-
 # -- 5. the comparison report -------------------------------------------------------------------------------------
 REPORT_FILES = {"json": "application/json", "html": "text/html; charset=utf-8"}
 
 
 def report(
-    s3, logs, sagemaker, config: ExperimentConfig, layout: RunLayout, dag_id: str, run_id: str, jobs: list[dict]
+    s3, logs, sagemaker, config: ExperimentConfig, layout: S3Layout, dag_id: str, run_id: str, jobs: list[dict]
 ) -> dict:
     """Read every job's outputs, judge the labels against the Open Images boxes, render and upload the report.
 

@@ -269,6 +269,28 @@ class LabelingJobHook(SageMakerHook):
             return tags_to_dict(description["Tags"])
         return self.list_tags(description["LabelingJobArn"])
 
+    def find_job_with_tags(
+        self,
+        job_name: str,
+        *,
+        sleep: Callable[[float], Any] = time.sleep,
+        rand: Callable[[float, float], float] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, str]] | None:
+        """(description, tags) of the job, or None when no job has the name: what
+        :func:`groundtruth.ownership.resolve_job` looks up, with transient errors retried."""
+        description = self.retry_transient(
+            lambda: self.find_labeling_job(job_name), what=f"Describing labeling job {job_name}", sleep=sleep, rand=rand
+        )
+        if description is None:
+            return None
+        tags = self.retry_transient(
+            lambda: self.job_tags(description),
+            what=f"Reading the tags of labeling job {job_name}",
+            sleep=sleep,
+            rand=rand,
+        )
+        return description, tags
+
     # ----------------------------------------------------------------------------------------------- patient calls
     def retry_transient(
         self,

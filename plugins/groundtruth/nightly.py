@@ -25,15 +25,28 @@ import logging
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from groundtruth.config import NightlyConfig, OpenImagesShards
+from groundtruth.stages import (
+    JobInputs,
+    S3Layout,
+    bounding_box_request,
+    ensure_bucket,
+    put_json,
+    read_json,
+    select_class_images,
+    write_worker_ui,
+)
 
 log = logging.getLogger(__name__)
 
 POINTER_VERSION = 1
-MAX_JOB_ATTEMPTS = 20  # the operator's default: names <name>, <name>-a1, ... it may walk
+LABEL_TASK_ID = "label_shard"  # the DAG's labeling task: the planner predicts what that task will do
+
+
+class BudgetExceeded(ValueError):
+    """A new job's worst case does not fit the budget: deterministic, so the task fails without retrying."""
 
 
 class EmptyShard(Exception):  # a domain outcome, not an error: the DAG turns it into a skip
@@ -137,10 +150,8 @@ class ChainLayout:
     def pointer_uri(self) -> str:
         return f"s3://{self.bucket}/{self.pointer_key}"
 
-    def shard(self, shard_key: str):
-        from groundtruth.experiment import RunLayout
-
-        return RunLayout(self.bucket, f"{self.root}/shards/{shard_key}")
+    def shard(self, shard_key: str) -> S3Layout:
+        return S3Layout(self.bucket, f"{self.root}/shards/{shard_key}")
 
 
 def pointer_uri(config: NightlyConfig) -> str:
@@ -154,36 +165,6 @@ def shard_job_name(dag_id: str, chain_uri: str, shard: Shard, relabel_run_id: st
 
     identity = json.dumps([chain_uri, shard.key] + ([relabel_run_id] if relabel_run_id else []))
     return labeling_job_name(dag_id, identity, "relabel" if relabel_run_id else "label", shard.label)
-
-
-# -- pure: cost ---------------------------------------------------------------------------------------------------
-def worst_case_cost(objects: int, request: dict, service_fee_usd: float) -> dict[str, Any]:
-    """Every object labeled by humans: objects x (service fee + workers x task price), priced from the request."""
-    from groundtruth.report import pricing_from_request
-
-    pricing = pricing_from_request(request, service_fee_usd)
-    per_object = Decimal(str(pricing.human_object_usd))
-    return {
-        "objects": objects,
-        "service_fee_usd": pricing.service_fee_usd,
-        "workers_per_object": pricing.workers_per_object,
-        "task_price_usd": pricing.task_price_usd,
-        "per_object_usd": float(per_object),
-        "worst_case_usd": float(round(per_object * objects, 4)),
-    }
-
-
-def budget_problem(estimate: dict[str, Any], budget_usd: float, shard_key: str, dag_id: str) -> str | None:
-    """The message that stops the run when the worst case exceeds the budget; None when it fits."""
-    if Decimal(str(estimate["worst_case_usd"])) <= Decimal(str(budget_usd)):
-        return None
-    return (
-        f"{dag_id}, shard {shard_key}: the worst-case cost ${estimate['worst_case_usd']:,.2f} "
-        f"({estimate['objects']} objects x (${estimate['service_fee_usd']:.3f} service fee + "
-        f"{estimate['workers_per_object']} workers x ${estimate['task_price_usd']:.3f})) exceeds the budget "
-        f"${budget_usd:,.2f}. No labeling job was created. Raise budget_usd (a run Param, or the config) or make "
-        "the shards smaller."
-    )
 
 
 # -- pure: the model pointer ----------------------------------------------------------------------------------------
@@ -222,24 +203,6 @@ def publish_decision(current: dict | None, shard: Shard, model_arn: str | None) 
 
 
 # -- I/O: select, stage, write inputs -------------------------------------------------------------------------------
-def _read_json(s3, bucket: str, key: str) -> dict | None:
-    from botocore.exceptions import ClientError
-
-    from groundtruth.aws_errors import is_missing_s3_object
-
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as exc:
-        if is_missing_s3_object(exc):
-            return None
-        raise
-    return json.loads(body)
-
-
-def _put_json(s3, bucket: str, key: str, value: dict) -> None:
-    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(value, indent=1).encode(), ContentType="application/json")
-
-
 def _shard_result(shard: Shard, record: dict, layout) -> dict:
     return {
         **asdict(shard),
@@ -252,12 +215,10 @@ def _shard_result(shard: Shard, record: dict, layout) -> dict:
 def select_shard(s3, config: NightlyConfig, day: date) -> dict:
     """Select the shard of `day` and write `shard.json`; reuse that file when it exists (a shard's content is fixed
     by its first selection). Raises EmptyShard when there is nothing to label."""
-    from groundtruth.experiment import ensure_bucket
-
     shard = shard_for(config, day)
     layout = ChainLayout.of(config).shard(shard.key)
     ensure_bucket(s3, config)
-    existing = _read_json(s3, layout.bucket, layout.key("shard.json"))
+    existing = read_json(s3, layout.bucket, layout.key("shard.json"))
     if existing is not None:
         log.info("shard %s: reusing %s (%d images)", shard.key, layout.uri("shard.json"), len(existing["refs"]))
         return _shard_result(shard, {**existing, "reused": True}, layout)
@@ -265,7 +226,7 @@ def select_shard(s3, config: NightlyConfig, day: date) -> dict:
         record = _select_openimages(s3, config, config.shards, shard, layout)
     else:
         record = _select_prefix(s3, config, shard, day)
-    _put_json(s3, layout.bucket, layout.key("shard.json"), record)
+    put_json(s3, layout.bucket, layout.key("shard.json"), record)
     log.info("shard %s: %d images", shard.key, len(record["refs"]))
     return _shard_result(shard, record, layout)
 
@@ -281,7 +242,7 @@ def _previous_shard_end(s3, config: NightlyConfig, shard: Shard) -> dict | None:
     previous = shard_for(config, date.fromisoformat(shard.day) - timedelta(days=1))
     layout = ChainLayout.of(config).shard(previous.key)
     try:
-        record = _read_json(s3, layout.bucket, layout.key("shard.json"))
+        record = read_json(s3, layout.bucket, layout.key("shard.json"))
     except ValueError as exc:  # not JSON: that shard's own rerun names it; this one selects from the start
         log.warning("shard %s: %s is not JSON (%s); selecting from the start", shard.key, layout.uri("shard.json"), exc)
         return None
@@ -292,8 +253,6 @@ def _previous_shard_end(s3, config: NightlyConfig, shard: Shard) -> dict | None:
 
 
 def _select_openimages(s3, config: NightlyConfig, source: OpenImagesShards, shard: Shard, layout) -> dict:
-    from groundtruth.experiment import select_class_images
-
     if shard.index is None or shard.index < 0:
         raise EmptyShard(f"{shard.day} is before the chain's start_date {config.start_date}: no shard")
     start, stop = shard_slice(shard.index, source.images_per_shard)
@@ -362,9 +321,9 @@ def _select_prefix(s3, config: NightlyConfig, shard: Shard, day: date) -> dict:
     }
 
 
-def _load_shard(s3, config: NightlyConfig, shard: dict) -> tuple[dict, Any]:
+def _load_shard(s3, config: NightlyConfig, shard: dict) -> tuple[dict, S3Layout]:
     layout = ChainLayout.of(config).shard(shard["key"])
-    record = _read_json(s3, layout.bucket, layout.key("shard.json"))
+    record = read_json(s3, layout.bucket, layout.key("shard.json"))
     if record is None:
         raise FileNotFoundError(f"{layout.uri('shard.json')} is gone; clear select_shard to select the shard again")
     return record, layout
@@ -391,7 +350,6 @@ def copy_shard_images(s3, config: NightlyConfig, shard: dict) -> dict:
 def write_shard_inputs(s3, config: NightlyConfig, shard: dict) -> dict:
     """The input manifest, `class_labels.json` and the worker template (with two boxed examples when the source
     has reference boxes)."""
-    from groundtruth.experiment import write_worker_ui
     from groundtruth.manifests import input_manifest
 
     record, layout = _load_shard(s3, config, shard)
@@ -412,7 +370,7 @@ def write_shard_inputs(s3, config: NightlyConfig, shard: dict) -> dict:
 # -- I/O: the model chain -----------------------------------------------------------------------------------------
 def read_pointer(s3, config: NightlyConfig) -> dict | None:
     chain = ChainLayout.of(config)
-    return _read_json(s3, chain.bucket, chain.pointer_key)
+    return read_json(s3, chain.bucket, chain.pointer_key)
 
 
 def latest_model(s3, sagemaker, config: NightlyConfig, day: date) -> dict:
@@ -445,30 +403,9 @@ def latest_model(s3, sagemaker, config: NightlyConfig, day: date) -> dict:
 
 
 # -- I/O: the job's plan ------------------------------------------------------------------------------------------
-def find_live_job(sagemaker, base_name: str) -> dict | None:
-    """The job the operator would reattach to or adopt: the first of `<name>`, `<name>-a1`, ... that exists and
-    did not fail; None when the walk reaches a free name (the operator would create a job there)."""
-    from botocore.exceptions import ClientError
-
-    from groundtruth.hooks import FAILURE_STATES, is_not_found_error
-    from groundtruth.requests import with_attempt_suffix
-
-    for attempt in range(MAX_JOB_ATTEMPTS):
-        name = with_attempt_suffix(base_name, attempt)
-        try:
-            description = sagemaker.describe_labeling_job(LabelingJobName=name)
-        except ClientError as exc:
-            if is_not_found_error(exc):
-                return None
-            raise
-        if description.get("LabelingJobStatus") not in FAILURE_STATES:
-            return description
-    return None
-
-
 def plan_job(
     s3,
-    sagemaker,
+    hook,
     config: NightlyConfig,
     dag_id: str,
     run_id: str,
@@ -477,24 +414,38 @@ def plan_job(
     start_model: dict,
     force_relabel: bool,
 ) -> dict:
-    """The labeling job of this run: its request (deterministic name, the chain's model), whether a job of the
-    shard already exists (then nothing new is paid for), and the worst-case cost of a new one."""
-    from groundtruth.experiment import JobInputs, bounding_box_request
-    from groundtruth.hooks import json_safe
+    """The labeling job of this run: its request (deterministic name, the chain's model), whether the labeling task
+    will reuse a job (then nothing new is paid for: `resolve_job` decides, exactly as the operator will), and the
+    worst-case cost of a new one. `hook`: a LabelingJobHook."""
+    from groundtruth.hooks import LABELING_JOB, json_safe
+    from groundtruth.ownership import DEFAULT_MAX_JOB_ATTEMPTS, TaskIdentity, resolve_job
+    from groundtruth.pricing import worst_case_cost
+    from groundtruth.requests import with_attempt_suffix
+
+    identity = TaskIdentity(dag_id, run_id, LABEL_TASK_ID)
+
+    def resolve(base: str):
+        return resolve_job(
+            (with_attempt_suffix(base, k) for k in range(DEFAULT_MAX_JOB_ATTEMPTS)),
+            hook.find_job_with_tags,
+            identity,
+            failed_states=LABELING_JOB.rule.failure_states,
+            action_if_job_exists="adopt",
+        )
 
     chain = ChainLayout.of(config)
     this = Shard(**{k: shard[k] for k in ("key", "kind", "day", "index", "label", "spec")})
-    base_name = shard_job_name(dag_id, chain.chain_uri, this)
-    name = base_name
+    name = shard_job_name(dag_id, chain.chain_uri, this)
     if force_relabel:
         name = shard_job_name(dag_id, chain.chain_uri, this, relabel_run_id=run_id)
     else:
         # The shard's current job may be an earlier forced relabel: its summary names it.
-        summary = _read_json(s3, chain.bucket, chain.shard(this.key).key("summary.json")) or {}
+        summary = read_json(s3, chain.bucket, chain.shard(this.key).key("summary.json")) or {}
         recorded = (summary.get("job") or {}).get("name")
-        if recorded and find_live_job(sagemaker, recorded):
+        if recorded and resolve(recorded).action != "create":
             name = recorded
-    existing = find_live_job(sagemaker, name)
+    resolution = resolve(name)
+    existing = resolution.description if resolution.action != "create" else None
     request = bounding_box_request(
         config,
         JobInputs(inputs["manifest_uri"], inputs["labels_uri"], inputs["template_uri"], inputs["output_uri"]),
@@ -521,13 +472,16 @@ def plan_job(
 
 
 def check_budget(plan: dict, shard: dict, dag_id: str) -> dict:
-    """Raises ValueError with the message when a new job's worst case exceeds the budget; reusing costs nothing."""
+    """Raises BudgetExceeded with the message when a new job's worst case exceeds the budget; reusing costs
+    nothing."""
+    from groundtruth.pricing import budget_problem
+
     estimate = plan["estimate"]
     if plan["reuse"]:
         return {**estimate, "new_job": False, "budget_usd": plan["budget_usd"]}
-    problem = budget_problem(estimate, plan["budget_usd"], shard["key"], dag_id)
+    problem = budget_problem(estimate, plan["budget_usd"], f"{dag_id}, shard {shard['key']}")
     if problem:
-        raise ValueError(problem)
+        raise BudgetExceeded(f"{problem} Raise budget_usd (a run Param, or the config) or make the shards smaller.")
     return {**estimate, "new_job": True, "budget_usd": plan["budget_usd"]}
 
 
@@ -535,7 +489,7 @@ def check_budget(plan: dict, shard: dict, dag_id: str) -> dict:
 def publish_outputs(s3, config: NightlyConfig, dag_id: str, run_id: str, shard: dict, plan: dict, job: dict) -> dict:
     """The job's output manifest copied to `shards/<key>/output.manifest`, and `summary.json` beside it."""
     from groundtruth.hooks import summarize_labeling_job
-    from groundtruth.report import labeling_cost, pricing_from_request
+    from groundtruth.pricing import labeling_cost, pricing_from_request
 
     layout = ChainLayout.of(config).shard(shard["key"])
     job = summarize_labeling_job(job)
@@ -571,7 +525,7 @@ def publish_outputs(s3, config: NightlyConfig, dag_id: str, run_id: str, shard: 
         "job_output_manifest": source,
         "written_at": datetime.now(UTC).isoformat(),
     }
-    _put_json(s3, layout.bucket, layout.key("summary.json"), summary)
+    put_json(s3, layout.bucket, layout.key("summary.json"), summary)
     log.info("shard %s: %s and %s", shard["key"], summary["output_manifest"], layout.uri("summary.json"))
     return {**summary, "summary_uri": layout.uri("summary.json")}
 
@@ -587,7 +541,7 @@ def publish_model(s3, config: NightlyConfig, dag_id: str, run_id: str, shard: di
         return None
     record = pointer_record(job, this, dag_id, run_id, current)
     chain = ChainLayout.of(config)
-    _put_json(s3, chain.bucket, chain.pointer_key, record)
+    put_json(s3, chain.bucket, chain.pointer_key, record)
     log.info("model pointer %s now names %s: %s", chain.pointer_uri, model_arn, why)
     return {**record, "pointer_uri": chain.pointer_uri}
 
@@ -614,7 +568,7 @@ def redact(text: str) -> str:
     return _SECRET_PATTERNS[2].sub(r"\1***@", text)
 
 
-def failure_message(context: dict) -> tuple[str, str]:
+def failure_notice(context: dict) -> tuple[str, str]:
     """(subject, message) of a failed task: DAG, run, task, try, the run's day and the error, redacted."""
     ti = context.get("ti") or context.get("task_instance")
     dag_id = getattr(ti, "dag_id", "?")
@@ -638,25 +592,30 @@ def failure_message(context: dict) -> tuple[str, str]:
 
 def notify_failure(context: dict, *, base: NightlyConfig) -> None:
     """`on_failure_callback`: always log the failure; publish it to SNS (Amazon provider's SnsHook) when the run's
-    `notify_sns_topic_arn` Param or the config's `notify.sns_topic_arn` names a topic."""
-    from groundtruth.config import ConfigError, nightly_with_params
+    `notify_sns_topic_arn` Param or the config's `notify.sns_topic_arn` names a topic (the provider's SnsNotifier)."""
+    from groundtruth.config import ConfigError, with_params
 
     try:
-        config = nightly_with_params(base, dict(context.get("params") or {}))
+        config = with_params(base, dict(context.get("params") or {}))
     except ConfigError:
         config = base
-    subject, message = failure_message(context)
+    subject, message = failure_notice(context)
     log.error("%s\n%s", subject, message)
     topic = config.notify.sns_topic_arn
     if not topic:
         return
-    from airflow.providers.amazon.aws.hooks.sns import SnsHook
+    from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        SnsHook(aws_conn_id=config.aws_conn_id, region_name=config.region).publish_to_target(
-            target_arn=topic, message=message, subject=subject
-        )
+        # notify() rather than calling the notifier: the redacted text is sent as is, never rendered as a template.
+        SnsNotifier(
+            aws_conn_id=config.aws_conn_id,
+            region_name=config.region,
+            target_arn=topic,
+            message=message,
+            subject=subject,
+        ).notify(context)
     except (BotoCoreError, ClientError) as exc:
         log.error("could not publish the failure to SNS topic %s: %s", topic, redact(str(exc)))
     else:

@@ -17,6 +17,7 @@ window on both paths and work without any Airflow-side state.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -298,27 +299,10 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
     def _resolve(self, base_name: str, identity: TaskIdentity) -> Resolution:
         """Walk ``<name>``, ``<name>-a1``, ... (:func:`groundtruth.ownership.resolve_job`)."""
 
-        def lookup(name: str):
-            description = self.hook.retry_transient(
-                lambda: self.hook.find_labeling_job(name),
-                what=f"Describing labeling job {name}",
-                sleep=self._sleep,
-                rand=self._rand,
-            )
-            if description is None:
-                return None
-            tags = self.hook.retry_transient(
-                lambda: self.hook.job_tags(description),
-                what=f"Reading the tags of labeling job {name}",
-                sleep=self._sleep,
-                rand=self._rand,
-            )
-            return description, tags
-
         try:
             resolution = resolve_job(
                 (with_attempt_suffix(base_name, k) for k in range(self.max_job_attempts)),
-                lookup,
+                functools.partial(self.hook.find_job_with_tags, sleep=self._sleep, rand=self._rand),
                 identity,
                 failed_states=LABELING_JOB.rule.failure_states,
                 action_if_job_exists=self.action_if_job_exists,

@@ -71,3 +71,16 @@ def test_small_run_then_rerun_copies_nothing_and_creates_no_job(birds_dag, boto_
     assert [xcom(again, f"label_iteration_{i}")["LabelingJobArn"] for i in (1, 2, 3)] == [
         j["LabelingJobArn"] for j in jobs
     ]
+
+
+def test_an_experiment_without_iteration_1s_model_is_refused_before_any_job(birds_dag, boto_session, emulator):
+    """300 images with auto-labeling: iteration 1 would get 150 objects, too few to train the model iteration 2
+    needs. The first task refuses the run, once (no retries), and no labeling job is created."""
+    sagemaker = boto_session.client("sagemaker", endpoint_url=emulator.url)
+    before = len(sagemaker.list_labeling_jobs(MaxResults=100)["LabelingJobSummaryList"])
+    dagrun = run(birds_dag, datetime(2026, 10, 2, tzinfo=UTC), {"images": 300, "bucket": "gt-dag-refused"})
+    got = states(dagrun)
+    assert got["select_images"] == "failed", got
+    assert dagrun.get_task_instance("select_images").try_number == 1  # deterministic: not retried
+    assert all(got[f"label_iteration_{i}"] != "success" for i in (1, 2, 3)), got
+    assert len(sagemaker.list_labeling_jobs(MaxResults=100)["LabelingJobSummaryList"]) == before

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from groundtruth.config import ConfigError, load_nightly, nightly_with_params
+from groundtruth.config import ConfigError, load_nightly, with_params
 from groundtruth.nightly import (
     ChainLayout,
-    budget_problem,
-    failure_message,
+    failure_notice,
     publish_decision,
     redact,
     render_day,
@@ -20,8 +19,8 @@ from groundtruth.nightly import (
     shard_for,
     shard_job_name,
     shard_slice,
-    worst_case_cost,
 )
+from groundtruth.pricing import budget_problem, worst_case_cost
 from groundtruth.requests import JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH
 from tests.nightly.conftest import BIRDS, DAG_ID
 
@@ -81,13 +80,11 @@ def test_incoming_prefix_must_carry_the_day(tmp_path):
 
 
 def test_params_override_the_run_but_not_the_chain():
-    changed = nightly_with_params(
-        CONFIG, {"budget_usd": 5, "price_usd": "0.012", "seed_model_arn": "", "force_relabel": True}
-    )
+    changed = with_params(CONFIG, {"budget_usd": 5, "price_usd": "0.012", "seed_model_arn": "", "force_relabel": True})
     assert changed.budget_usd == 5 and str(changed.workforce.price_usd) == "0.012" and changed.seed_model_arn is None
     assert (changed.bucket, changed.prefix, changed.shards) == (CONFIG.bucket, CONFIG.prefix, CONFIG.shards)
     with pytest.raises(ConfigError, match="param 'workers_per_object'"):
-        nightly_with_params(CONFIG, {"workers_per_object": 12})
+        with_params(CONFIG, {"workers_per_object": 12})
 
 
 # -- shards ------------------------------------------------------------------------------------------------------
@@ -151,8 +148,8 @@ def test_worst_case_is_every_object_labeled_by_every_worker():
 
 def test_over_budget_message_names_estimate_budget_and_shard():
     estimate = worst_case_cost(1250, _request(), 0.08)
-    assert budget_problem(estimate, 235.0, "k00002-abc", DAG_ID) is None  # exactly at the budget fits
-    message = budget_problem(estimate, 100, "k00002-abc", DAG_ID)
+    assert budget_problem(estimate, 235.0, f"{DAG_ID}, shard k00002-abc") is None  # exactly at the budget fits
+    message = budget_problem(estimate, 100, f"{DAG_ID}, shard k00002-abc")
     assert "$235.00" in message and "$100.00" in message and "shard k00002-abc" in message
     assert "No labeling job was created" in message
 
@@ -179,11 +176,11 @@ def test_notifications_carry_no_credentials():
         assert secret not in text
 
 
-def test_failure_message_names_the_task_run_and_error():
+def test_failure_notice_names_the_task_run_and_error():
     class TI:
         dag_id, task_id, run_id, try_number = DAG_ID, "check_budget", "manual__2026-01-02", 1
 
-    subject, message = failure_message(
+    subject, message = failure_notice(
         {"ti": TI(), "exception": ValueError("over budget token=abc123"), "logical_date": datetime(2026, 1, 2)}
     )
     assert subject == f"[Airflow] {DAG_ID}.check_budget failed"
