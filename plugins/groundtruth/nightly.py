@@ -591,8 +591,8 @@ def failure_notice(context: dict) -> tuple[str, str]:
 
 
 def notify_failure(context: dict, *, base: NightlyConfig) -> None:
-    """`on_failure_callback`: always log the failure; publish it to SNS (Amazon provider's SnsHook) when the run's
-    `notify_sns_topic_arn` Param or the config's `notify.sns_topic_arn` names a topic (the provider's SnsNotifier)."""
+    """`on_failure_callback`: always log the failure; publish it to SNS (the provider's SnsNotifier) when the run's
+    `notify_sns_topic_arn` Param or the config's `notify.sns_topic_arn` names a topic."""
     from groundtruth.config import ConfigError, with_params
 
     try:
