@@ -9,10 +9,7 @@ The one rule: a retried, cleared or crashed task never starts a second paid job.
 * ``ResourceInUse`` from ``CreateLabelingJob`` (an earlier try created the job and died before recording it, or a
   timed-out create did succeed) is treated as "exists" and goes through the same ownership check.
 
-Airflow 3.3 ships ``ResumableJobMixin`` (task-state store + reconnect) for this problem. It is not used here: it
-records the job id only after submission (a crash in between resubmits), it resubmits silently after a failed job
-(we must not), and it covers only the synchronous path. Deterministic names plus ownership tags close the crash
-window on both paths and work without any Airflow-side state.
+Why not Airflow 3.3's ``ResumableJobMixin``: docs/ARCHITECTURE.md, "Never a second paid job".
 """
 
 from __future__ import annotations

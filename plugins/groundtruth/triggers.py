@@ -1,20 +1,10 @@
 """
 ``LabelingJobTrigger``: waits for a labeling job in the triggerer; the async shell around ``groundtruth.waiting``.
 
-Cancellation, as Airflow 3.3's triggerer does it (airflow/jobs/triggerer_job_runner.py, ``run_trigger``):
-
-* When the trigger is no longer assigned to this triggerer, the runner cancels its task with the message
-  ``"__airflow_user_action__"`` and then awaits ``BaseTrigger.on_kill()`` (bounded by ``[triggerer] on_kill_timeout``).
-  That happens when a user marks the deferred task failed or successful, or clears it — and also when another
-  triggerer has taken the trigger over.
-* Triggerer shutdown/restart cancels without that message: ``on_kill`` is not called and the trigger is resumed
-  elsewhere from its serialized kwargs. A trigger timeout is not a kill either. ``cleanup()`` runs on every exit,
-  so stopping the job there would stop it on every rolling deploy.
-
-So ``run()`` never stops the job on ``CancelledError``; :meth:`LabelingJobTrigger.on_kill` does, and first asks the
-API server what the task instance's state is now: only a task that is finished (failed, success, skipped, ...) stops
-the job. A cleared task (no state, scheduled, queued, running again, deferred again) will reattach to the job, and a
-takeover by another triggerer leaves the task deferred; neither should cost the work already paid for.
+``run()`` never stops the job when it is cancelled, because a triggerer restart or a takeover by another triggerer
+cancels it too. :meth:`LabelingJobTrigger.on_kill`, which the triggerer calls only for a user's action on the
+deferred task, stops the job, and only when the task instance is finished rather than cleared
+(``kill_should_stop_job``; docs/ARCHITECTURE.md, "Kill vs. clear").
 """
 
 from __future__ import annotations
