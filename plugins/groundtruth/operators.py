@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -127,7 +128,7 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
     ui_color = "#d5f5e3"
 
     # Seams for tests: time, randomness and the task-state lookup used by on_kill.
-    _sleep: Callable[[float], Any] = staticmethod(time.sleep)
+    _sleep: Callable[[float], Any] | None = None  # None: real time, cut short when on_kill stops the job
     _clock: Callable[[], float] = staticmethod(time.monotonic)
     _rand: Callable[[float, float], float] | None = None
     _ti_state: Callable[..., str | None] = staticmethod(task_instance_state_with_timeout)
@@ -166,6 +167,7 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         self._job_name: str | None = None
         self._identity: TaskIdentity | None = None
         self._last_description: dict[str, Any] | None = None
+        self._kill_note: str | None = None  # set by on_kill once it has dealt with the job: the wait ends
 
     @property
     def max_wait_seconds(self) -> float:
@@ -175,6 +177,8 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
 
     # ------------------------------------------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
+        # Made here, not in __init__: a task object is deep-copied by Airflow and an Event cannot be.
+        self._killed = threading.Event()
         identity = self._identity = TaskIdentity.from_context(context)
         request = self.prepare_request(identity)
         job_name, description = self._start_or_reattach(request, identity)
@@ -219,7 +223,7 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
             job_name,
             check_interval=self.check_interval,
             max_wait=self.max_wait_seconds,
-            sleep=self._sleep,
+            sleep=self._pause,
             clock=self._clock,
             rand=self._rand,
             delay_first=True,
@@ -275,7 +279,7 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
                 response = self.hook.retry_transient(
                     lambda r=attempt_request: self.hook.create_labeling_job(r),
                     what=f"Creating labeling job {resolution.job_name}",
-                    sleep=self._sleep,
+                    sleep=self._pause,
                     rand=self._rand,
                 )
             except ClientError as error:
@@ -299,7 +303,7 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         try:
             resolution = resolve_job(
                 (with_attempt_suffix(base_name, k) for k in range(self.max_job_attempts)),
-                functools.partial(self.hook.find_job_with_tags, sleep=self._sleep, rand=self._rand),
+                functools.partial(self.hook.find_job_with_tags, sleep=self._pause, rand=self._rand),
                 identity,
                 failed_states=LABELING_JOB.rule.failure_states,
                 action_if_job_exists=self.action_if_job_exists,
@@ -321,7 +325,7 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         return self.hook.retry_transient(
             lambda: self.hook.describe_labeling_job(job_name),
             what=f"Describing labeling job {job_name}",
-            sleep=self._sleep,
+            sleep=self._pause,
             rand=self._rand,
         )
 
@@ -341,6 +345,19 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         return AirflowFailException(
             f"{message}. Re-running this task reports the same job; set restart_failed_job=True to start a new one."
         )
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep between calls. Once on_kill has stopped the job the wait is over: Airflow 3's task runner only calls
+        on_kill on SIGTERM and leaves the exit to the supervisor's SIGKILL, which `airflow tasks test` never sends."""
+        killed = getattr(self, "_killed", None)
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif killed is not None:
+            killed.wait(seconds)
+        else:
+            time.sleep(seconds)
+        if self._kill_note is not None:
+            raise AirflowException(self._kill_note)
 
     # ------------------------------------------------------------------------------------------------------ on_kill
     def on_kill(self) -> None:
@@ -366,6 +383,12 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
             self.hook.stop_labeling_job(job_name)
         except (ClientError, BotoCoreError):
             self.log.exception("Could not stop labeling job %s; stop it in the SageMaker console", job_name)
+            self._kill_note = f"killed: labeling job {job_name} could not be stopped; stop it in the SageMaker console"
+        else:
+            self._kill_note = f"killed: labeling job {job_name} stopped"
+        killed = getattr(self, "_killed", None)
+        if killed is not None:
+            killed.set()  # wakes a synchronous wait at once
 
     # -------------------------------------------------------------------------------------------------- openlineage
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

@@ -29,7 +29,7 @@ with DAG("third_party_labeling", schedule=None, start_date=datetime(2026, 1, 1),
         config=REQUEST,
         deferrable=os.environ.get("GT_TEST_DEFERRABLE", "1") == "1",
         wait_for_completion=os.environ.get("GT_TEST_WAIT", "1") == "1",
-        check_interval=0.2,
+        check_interval=float(os.environ.get("GT_TEST_CHECK_INTERVAL", "0.2")),
     )
 '''
 

@@ -107,12 +107,15 @@ def test_throttling_storm_is_survived(dag_folder, monkeypatch, small_inputs, sag
 
 
 def test_sigterm_during_a_synchronous_wait_stops_the_job(dag_folder, small_inputs, sagemaker, backend, held_clock):
+    """SIGTERM calls on_kill, which stops the job; the wait then ends at once (an hour-long poll interval would
+    otherwise keep the process alive) and the task fails saying so."""
     name = unique("sigterm")
     held_clock.hold()
     env = {
         **os.environ,
         "GT_TEST_REQUEST": json.dumps(request(name, small_inputs, auto_labeling=False)),
         "GT_TEST_DEFERRABLE": "0",
+        "GT_TEST_CHECK_INTERVAL": "3600",
     }
     script = textwrap.dedent(
         f"""
@@ -125,15 +128,20 @@ def test_sigterm_during_a_synchronous_wait_stops_the_job(dag_folder, small_input
         print("task state", run.get_task_instance("label").state, flush=True)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         assert held_clock.holding.wait(120), "the job never started"
         [job] = jobs_named(sagemaker, name)
         assert job["LabelingJobStatus"] in ("Initializing", "InProgress")
         proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)  # well before the next poll, an hour away
         thread = backend._threads[backend.get("us-east-1", name).arn]
         thread.join(120)
     finally:
         proc.kill()
         proc.wait(30)
+    assert "task state failed" in output
+    assert f"killed: labeling job {name} stopped" in output
     assert sagemaker.describe_labeling_job(LabelingJobName=name)["LabelingJobStatus"] == "Stopped"

@@ -404,6 +404,22 @@ def test_sigterm_during_a_synchronous_wait_stops_the_job(hook, stub):
         op.execute(context())
 
 
+def test_a_kill_that_stopped_the_job_ends_the_synchronous_wait_at_once(hook, stub):
+    described(stub, "InProgress")
+    stub.add_response("stop_labeling_job", {}, {"LabelingJobName": JOB_NAME})
+    op = make_operator(hook, ti_state="running")
+    sleeps: list[float] = []
+
+    def killed_while_sleeping(seconds):
+        sleeps.append(seconds)
+        op.on_kill()  # what the task runner's SIGTERM handler does; then the handler returns
+
+    op._sleep = killed_while_sleeping
+    with pytest.raises(AirflowException, match=f"killed: labeling job {JOB_NAME} stopped"):
+        op.execute(context())
+    assert sleeps == [60]  # no describe after the stop (the Stubber has none queued)
+
+
 @pytest.mark.parametrize("state", ["failed", "success", "running", "<unknown>"])
 def test_kill_stops_the_job_unless_the_task_was_cleared(hook, stub, state):
     not_found(stub)
