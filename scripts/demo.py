@@ -28,9 +28,12 @@ def fail(message: str) -> int:
 
 def airflow_env(endpoint_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW_CONN_"))}
-    home = REPO / ".airflow"
+    home = Path(os.environ.get("GT_AIRFLOW_HOME") or REPO / ".airflow")
     env.update(
         {
+            # `airflow standalone` starts its services as `airflow ...` subprocesses: the venv's bin/ must be on
+            # PATH even when nobody activated the venv (make does not).
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
