@@ -41,7 +41,8 @@ def main() -> None:
         logging.basicConfig(format="%(message)s")
         logging.getLogger("emulator.labeling").setLevel(logging.INFO)
 
-    from emulator.server import EmulatorServer, build_app
+    from emulator.app import build_app
+    from emulator.server import EmulatorServer
     from emulator.sim.openimages import seed_openimages
     from tests.emulator.seed import CLEAR_MARGIN_POINTS, JOBS, figures, mirror_birds, run_experiment
 

@@ -1,4 +1,4 @@
-"""`python -m emulator serve|seed-openimages ...` — see emulator/README.md."""
+"""`python -m emulator serve|seed-openimages|seed-text ...` — see emulator/README.md."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from emulator.app import build_app
     from emulator.faults import FaultConfig
-    from emulator.server import EmulatorServer, build_app
+    from emulator.server import EmulatorServer
 
     faults = FaultConfig(
         latency_ms=args.latency_ms,
@@ -39,6 +40,27 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed_text(args: argparse.Namespace) -> int:
+    from emulator.sim.textcorpus import seed_text
+
+    try:
+        summary = seed_text(
+            args.endpoint_url,
+            args.bucket,
+            args.prefix,
+            corpus=args.corpus,
+            articles=args.articles,
+            labeled_share=args.labeled_share,
+            seed=args.seed,
+            label_attribute=args.label_attribute_name,
+        )
+    except (ValueError, OSError) as exc:  # a bad corpus line, an unreadable file, a refused truth: say which
+        print(f"seed-text: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(f"seeded {summary['manifest']} in {summary['seconds']:.1f} s: {summary}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,12 +84,27 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--bucket", default="open-images-dataset")
     seed.set_defaults(func=_seed)
 
+    text = sub.add_parser("seed-text", help="write a text-classification corpus to S3 and register its answers")
+    text.add_argument("--endpoint-url", required=True, help="the emulator's URL, e.g. http://127.0.0.1:4566")
+    text.add_argument("--bucket", required=True, help="created if missing")
+    text.add_argument("--prefix", required=True, help="writes <prefix>/input.manifest and label_categories.json")
+    text.add_argument("--corpus", help="a labeled file, one 'text<TAB>class' per line (default: synthetic news)")
+    text.add_argument("--articles", type=int, default=10_000, help="texts to write (at most this many of --corpus)")
+    text.add_argument("--labeled-share", type=float, default=0.2, help="share of lines already human-labeled")
+    text.add_argument("--seed", type=int, default=0, help="the same seed gives the same synthetic headlines")
+    text.add_argument("--label-attribute-name", default="category", help="the manifest's label attribute")
+    text.set_defaults(func=_seed_text)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "serve" and args.time_scale <= 0:
         parser.error("--time-scale must be > 0")
     if args.command == "seed-openimages" and args.images < 1:
         parser.error("--images must be >= 1")
+    if args.command == "seed-text" and args.articles < 1:
+        parser.error("--articles must be >= 1")
+    if args.command == "seed-text" and not 0 <= args.labeled_share <= 1:
+        parser.error("--labeled-share must be within [0, 1]")
     return args.func(args)
 
 

@@ -2,7 +2,9 @@
 
 Set at start (`serve --latency-ms 20 --throttle-fraction 0.1 ...`) or at run time through the admin endpoint
 `POST /_emulator/faults` with the same fields as JSON. A rule applies to every request unless `only` names the
-operations or services it is limited to (`"SageMaker.DescribeLabelingJob"`, `"s3"`).
+operations or services it is limited to (`"SageMaker.DescribeLabelingJob"`, `"s3"`). Jobs can be made to fail on
+purpose too: labeling, training or transform jobs whose name contains a given text, at a stage of their kind
+(`JOB_FAILURE_STAGES`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,17 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import asdict, dataclass, field, fields
+
+# The stages at which a job of each kind can be made to fail, in the order the job passes them.
+JOB_FAILURE_STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "labeling": ("fail_job", ("initializing", "human", "training")),
+    "training": ("fail_training_job", ("starting", "downloading", "training", "uploading")),
+    "transform": ("fail_transform_job", ("starting", "transforming", "uploading")),
+}
+
+
+def _prefix(kind: str) -> str:
+    return JOB_FAILURE_STAGES[kind][0]
 
 
 @dataclass
@@ -22,6 +35,12 @@ class FaultConfig:
     # Labeling jobs whose name contains this fail on purpose at `fail_job_at` ("initializing", "human", "training").
     fail_job_name_contains: str = ""
     fail_job_at: str = "training"
+    # Training jobs whose name contains this fail at `fail_training_job_at` (a secondary status, lowercased).
+    fail_training_job_name_contains: str = ""
+    fail_training_job_at: str = "training"
+    # Batch-transform jobs whose name contains this fail at `fail_transform_job_at`.
+    fail_transform_job_name_contains: str = ""
+    fail_transform_job_at: str = "transforming"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -31,8 +50,10 @@ class FaultConfig:
                 raise ValueError(f"fault {name} must be within [0, 1], got {value}")
         if self.latency_ms < 0:
             raise ValueError(f"fault latency_ms must be >= 0, got {self.latency_ms}")
-        if self.fail_job_at not in ("initializing", "human", "training"):
-            raise ValueError(f"fault fail_job_at must be initializing|human|training, got {self.fail_job_at!r}")
+        for kind, (prefix, stages) in JOB_FAILURE_STAGES.items():
+            stage = getattr(self, f"{prefix}_at")
+            if stage not in stages:
+                raise ValueError(f"fault {prefix}_at must be {'|'.join(stages)} for {kind} jobs, got {stage!r}")
 
     @classmethod
     def from_dict(cls, data: dict) -> FaultConfig:
@@ -81,8 +102,11 @@ class FaultInjector:
                 return delay, "error"
             return delay, None
 
-    def job_failure_point(self, job_name: str) -> str | None:
+    def job_failure_point(self, job_name: str, kind: str = "labeling") -> str | None:
+        """The stage at which a `kind` job ("labeling", "training", "transform") named `job_name` must fail."""
         cfg = self.config
-        if cfg.fail_job_name_contains and cfg.fail_job_name_contains.lower() in job_name.lower():
-            return cfg.fail_job_at
+        prefix = _prefix(kind)
+        contains = getattr(cfg, f"{prefix}_name_contains")
+        if contains and contains.lower() in job_name.lower():
+            return getattr(cfg, f"{prefix}_at")
         return None

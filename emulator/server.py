@@ -1,9 +1,8 @@
-"""The wire layer: one WSGI application on one loopback port.
+"""The wire layer: one WSGI application on one loopback port, and the server thread that serves it.
 
-Requests for the labeling-job operations (`X-Amz-Target: SageMaker.<Op>` for the four labeling ops) go to our own
-handlers; everything else (S3, CloudWatch Logs, STS, IAM, the rest of SageMaker) goes to moto's server backends,
-which share one in-process state with ours. The admin paths under `/_emulator/` are the emulator's own.
-This module routes and translates; it never decides job behaviour.
+An `X-Amz-Target` some backend registered goes to its handler, everything else to moto's server backends (which
+share one in-process state with ours); `/_emulator/` paths go to the registered admin routes. It routes and
+translates; which backends exist is the composition root's business (emulator/app.py).
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ log = logging.getLogger("emulator")
 
 # An operation handler takes (region, parsed JSON body) and returns a JSON-able response body, or raises ApiError.
 JsonHandler = Callable[[str, dict], dict]
+# An admin handler takes (HTTP method, raw request body) and returns (HTTP status, JSON-able body).
+AdminHandler = Callable[[str, bytes], tuple[int, Any]]
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -38,15 +39,43 @@ def _region_and_service(environ: dict) -> tuple[str, str]:
     return "us-east-1", ""
 
 
-class EmulatorApp:
+class _RememberingDispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, remembering which backend serves a host: moto finds out by listing and stat-ing its own
+    package directory on every request, under one global lock (a third of an S3 request's CPU, serialized)."""
+
+    def __init__(self, create_app: Callable) -> None:
+        super().__init__(create_app)
+        self._backend_of: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self, host: str | None) -> Any:
+        if host not in self._backend_of:  # moto calls this under its lock, so one thread fills an entry
+            self._backend_of[host] = super().get_backend_for_host(host)
+        return self._backend_of[host]
+
+
+class WireApp:
+    """The WSGI application: fault injection, then our JSON handlers, admin routes, or moto."""
+
     def __init__(self, faults: FaultInjector | None = None) -> None:
         self.faults = faults or FaultInjector()
-        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.moto = _RememberingDispatcher(create_backend_app)
         self.json_handlers: dict[str, JsonHandler] = {}
+        self.admin_routes: dict[str, AdminHandler] = {}
         self.started_at = time.time()
+        self.register_admin("/_emulator/health", self._health)
+        self.register_admin("/_emulator/faults", self._faults)
 
     def register_json(self, target: str, handler: JsonHandler) -> None:
+        """Answer `X-Amz-Target: <target>` (e.g. `SageMaker.CreateLabelingJob`) with `handler`."""
+        if target in self.json_handlers:
+            raise ValueError(f"{target} is registered already")
         self.json_handlers[target] = handler
+
+    def register_admin(self, path: str, handler: AdminHandler) -> None:
+        """Answer `path` (under `/_emulator/`) with `handler`, for every method."""
+        if not path.startswith("/_emulator/") or path in self.admin_routes:
+            raise ValueError(f"admin path {path!r} must be new and under /_emulator/")
+        self.admin_routes[path] = handler
 
     # -- WSGI ---------------------------------------------------------------------------------------------------
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -112,18 +141,28 @@ class EmulatorApp:
         return [data]
 
     def _admin(self, environ: dict, start_response: Callable, path: str) -> list[bytes]:
-        if path == "/_emulator/health":
-            return _respond(start_response, 200, {"status": "ok", "uptime_seconds": time.time() - self.started_at})
-        if path == "/_emulator/faults":
-            if environ.get("REQUEST_METHOD") == "POST":
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                try:
-                    config = FaultConfig.from_dict(json.loads(environ["wsgi.input"].read(length) or b"{}"))
-                except (ValueError, TypeError) as exc:
-                    return _respond(start_response, 400, {"error": str(exc)})
-                self.faults.configure(config)
-            return _respond(start_response, 200, self.faults.snapshot())
-        return _respond(start_response, 404, {"error": f"unknown admin path {path}"})
+        handler = self.admin_routes.get(path)
+        if handler is None:
+            return _respond(start_response, 404, {"error": f"unknown admin path {path}"})
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            status, body = handler(environ.get("REQUEST_METHOD", "GET"), raw)
+        except Exception as exc:  # an admin bug answers 500 instead of killing the request thread
+            log.exception("internal error in admin path %s", path)
+            status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        return _respond(start_response, status, body)
+
+    def _health(self, method: str, raw: bytes) -> tuple[int, Any]:
+        return 200, {"status": "ok", "uptime_seconds": time.time() - self.started_at}
+
+    def _faults(self, method: str, raw: bytes) -> tuple[int, Any]:
+        if method == "POST":
+            try:
+                self.faults.configure(FaultConfig.from_dict(json.loads(raw or b"{}")))
+            except (ValueError, TypeError) as exc:
+                return 400, {"error": str(exc)}
+        return 200, self.faults.snapshot()
 
 
 def _respond(start_response: Callable, status: int, body: Any) -> list[bytes]:
@@ -145,8 +184,8 @@ def _json_default(value: Any) -> Any:
 class EmulatorServer:
     """The emulator on a loopback port, in a background thread (tests) or the foreground (`serve`)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, app: EmulatorApp | None = None) -> None:
-        self.app = app or build_app()
+    def __init__(self, host: str, port: int, app: Callable[[dict, Callable], Iterable[bytes]]) -> None:
+        self.app = app  # emulator.app.build_app() composes it
         self._server: BaseWSGIServer = make_server(
             host, port, self.app, threaded=True, request_handler=MotoRequestHandler
         )
@@ -180,12 +219,3 @@ class EmulatorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def build_app(faults: FaultConfig | None = None, time_scale: float = 1.0) -> EmulatorApp:
-    """The application with every handler of ours registered."""
-    from emulator.labeling.responses import register
-
-    app = EmulatorApp(FaultInjector(faults))
-    app.labeling = register(app, time_scale=time_scale)
-    return app

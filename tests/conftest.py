@@ -58,7 +58,8 @@ def aws_conn_uri(endpoint_url: str, region: str = "us-east-1") -> str:
 @pytest.fixture(scope="session")
 def emulator():
     """One emulator for the whole session, in this process (so tests can also look at its state directly)."""
-    from emulator.server import EmulatorServer, build_app
+    from emulator.app import build_app
+    from emulator.server import EmulatorServer
 
     server = EmulatorServer("127.0.0.1", 0, build_app(time_scale=float(os.environ.get("GT_TEST_TIME_SCALE", "1e6"))))
     server.start()

@@ -1,6 +1,7 @@
-"""Labeling jobs: records, the backend behind the four API operations, and the lifecycle rules.
+"""Labeling jobs and their backend: the state machine every caller goes through, with no HTTP and no labeling.
 
-No HTTP here (responses.py translates the wire format) and no labeling here (runner.py runs a job's life).
+A job moves itself (`start`, `progress`, `complete`, `fail`, `request_stop`, `stopped`) and refuses an illegal move,
+so the worker thread that runs it and the API's stop cannot disagree about its status.
 """
 
 from __future__ import annotations
@@ -9,16 +10,27 @@ import copy
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from emulator import DEFAULT_ACCOUNT_ID
 from emulator.clock import SimClock
 from emulator.errors import in_use, not_found, validation_error
-from emulator.faults import FaultInjector
 
 TERMINAL = ("Completed", "Failed", "Stopped")
 ACTIVE = ("Initializing", "InProgress", "Stopping")
+# The moves a job may make; anything else is a bug in whoever asked.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "Initializing": ("InProgress", "Failed", "Stopping"),
+    "InProgress": ("Completed", "Failed", "Stopping"),
+    "Stopping": ("Stopped", "Failed"),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A job was asked to move in a way its lifecycle does not allow."""
 
 
 @dataclass
@@ -59,10 +71,67 @@ class LabelingJob:
     def job_reference_code(self) -> str:
         return hashlib.sha256(self.arn.encode()).hexdigest()[:12]
 
-    def set_counters(self, **values: int) -> None:
+    # -- transitions (the only writers of `status`) ---------------------------------------------------------------
+    def _move(self, to: str) -> None:
+        """Move to `to`; the caller holds `lock`."""
+        if to not in TRANSITIONS.get(self.status, ()):
+            raise IllegalTransition(f"labeling job {self.name}: {self.status} -> {to} is not allowed")
+        self.status = to
+
+    def start(self) -> bool:
+        """Initializing -> InProgress; False (and no move) when a stop was requested meanwhile."""
         with self.lock:
-            self.counters.update(values)
-            self.counters["TotalLabeled"] = self.counters["HumanLabeled"] + self.counters["MachineLabeled"]
+            if self.status == "Stopping":
+                return False
+            self._move("InProgress")
+            return True
+
+    def progress(self, *, human: int, machine: int, failed: int, unlabeled: int) -> None:
+        """The label counters as batches finish; TotalLabeled follows from the human and machine counts."""
+        with self.lock:
+            if self.status in TERMINAL:
+                raise IllegalTransition(f"labeling job {self.name} is {self.status}: its counters are final")
+            self.counters.update(
+                HumanLabeled=human,
+                MachineLabeled=machine,
+                FailedNonRetryableError=failed,
+                Unlabeled=unlabeled,
+                TotalLabeled=human + machine,
+            )
+
+    def advance(self, sim_seconds: float) -> None:
+        """Simulated time passed for this job (its timestamps follow)."""
+        with self.lock:
+            self.elapsed += sim_seconds
+
+    def complete(self, output: dict[str, str]) -> str:
+        """InProgress -> Completed with the job's outputs. A stop requested while the last batch finished wins: the
+        caller asked for Stopped, and the outputs are the same. Returns the final status."""
+        with self.lock:
+            self._move("Stopped" if self.status == "Stopping" else "Completed")
+            self.output = dict(output) or None
+            return self.status
+
+    def fail(self, reason: str) -> None:
+        """Any live state -> Failed, with the service's FailureReason (at most 1,024 characters)."""
+        with self.lock:
+            self._move("Failed")
+            self.failure_reason = reason[:1024]
+
+    def request_stop(self) -> bool:
+        """Initializing | InProgress -> Stopping, and wake the worker; a finished or stopping job stays as it is."""
+        with self.lock:
+            if self.status in TERMINAL or self.status == "Stopping":
+                return False
+            self._move("Stopping")
+        self.stop_requested.set()
+        return True
+
+    def stopped(self, output: dict[str, str]) -> None:
+        """Stopping -> Stopped, with the outputs of the labeled part."""
+        with self.lock:
+            self._move("Stopped")
+            self.output = dict(output) or None
 
     def describe(self) -> dict[str, Any]:
         with self.lock:
@@ -119,13 +188,17 @@ class LabelingJob:
         return summary
 
 
-class LabelingBackend:
-    """All labeling jobs of the emulator's account, per region. Each created job runs in its own thread."""
+# Runs one job's whole life on the given clock (blocking); the composition root supplies it.
+RunJob = Callable[[LabelingJob, SimClock], None]
 
-    def __init__(self, clock: SimClock, faults: FaultInjector | None = None, start_jobs: bool = True) -> None:
-        self.clock = clock
-        self.faults = faults or FaultInjector()
-        self.start_jobs = start_jobs
+
+class LabelingBackend:
+    """All labeling jobs of the emulator's account, per region. Each created job runs in its own thread, through
+    `run_job`; without one (unit tests of the API alone) jobs stay Initializing."""
+
+    def __init__(self, clock: SimClock, run_job: RunJob | None = None) -> None:
+        self.clock = clock  # read when a job starts, so a test may swap it for a held clock
+        self.run_job = run_job
         self._jobs: dict[tuple[str, str], LabelingJob] = {}  # (region, lowercased name) -> job
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -144,11 +217,9 @@ class LabelingBackend:
             if (region, name.lower()) in self._jobs:
                 raise in_use(f"Job name {name} already exists in this account and region (names are case-insensitive)")
             self._jobs[(region, name.lower())] = job
-        if self.start_jobs:
-            from emulator.labeling.runner import JobRunner
-
+        if self.run_job is not None:
             thread = threading.Thread(
-                target=JobRunner(job, self.clock, self.faults).run, name=f"labeling-job-{name}", daemon=True
+                target=self.run_job, args=(job, self.clock), name=f"labeling-job-{name}", daemon=True
             )
             self._threads[job.arn] = thread
             thread.start()
@@ -162,12 +233,7 @@ class LabelingBackend:
         return job
 
     def stop(self, region: str, name: str) -> None:
-        job = self.get(region, name)
-        with job.lock:
-            if job.status in TERMINAL:
-                return  # stopping a finished job is a no-op, as on the service
-            job.status = "Stopping"
-        job.stop_requested.set()
+        self.get(region, name).request_stop()  # stopping a finished job is a no-op, as on the service
 
     def list(self, region: str, body: dict) -> tuple[list[LabelingJob], str | None]:
         with self._lock:
@@ -198,17 +264,6 @@ class LabelingBackend:
                     return job
         return None
 
-    def add_tags(self, job: LabelingJob, tags: list[dict[str, str]]) -> None:
-        with job.lock:
-            existing = {t["Key"]: t for t in job.tags}
-            for tag in tags:
-                existing[tag["Key"]] = dict(tag)
-            job.tags = list(existing.values())
-
-    def delete_tags(self, job: LabelingJob, keys: list[str]) -> None:
-        with job.lock:
-            job.tags = [t for t in job.tags if t["Key"] not in keys]
-
     def join(self, timeout: float | None = None) -> None:
         """Wait for every job thread (tests and clean shutdown)."""
         for thread in list(self._threads.values()):
@@ -234,6 +289,4 @@ def _matches(job: LabelingJob, body: dict) -> bool:
 def _epoch(value: float | str) -> float:
     if isinstance(value, int | float):
         return float(value)
-    from datetime import datetime
-
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

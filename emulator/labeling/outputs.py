@@ -33,8 +33,20 @@ def submission_time(ts: float) -> str:
 
 @dataclass
 class Label:
+    """A bounding-box label: boxes with one confidence each."""
+
     boxes: list[Box]
     confidences: list[float]
+    human: bool
+    ts: float
+
+
+@dataclass
+class ClassLabel:
+    """A classification label: an index into the label categories, and how sure the labeler was."""
+
+    class_id: int
+    confidence: float
     human: bool
     ts: float
 
@@ -77,33 +89,29 @@ class OutputWriter:
             },
         }
 
+    def class_label_content(self, label: ClassLabel, type_name: str) -> dict:
+        """`<attr>` (the class index) and `<attr>-metadata` for one classified object."""
+        return {
+            self.attribute: label.class_id,
+            f"{self.attribute}-metadata": {
+                "class-name": self.class_names[label.class_id],
+                "confidence": round(label.confidence, 2),
+                "human-annotated": "yes" if label.human else "no",
+                "job-name": f"labeling-job/{self.job_name.lower()}",
+                "type": type_name,
+                "creation-date": creation_date(label.ts),
+            },
+        }
+
     # -- human annotations ---------------------------------------------------------------------------------------
-    def worker_responses(
-        self,
-        iteration: int,
-        index: int,
-        answers: list[list[Box]],
-        worker_ids: list[str],
-        width: int,
-        height: int,
-        ts: float,
+    def worker_response(
+        self, iteration: int, index: int, contents: list[dict], worker_ids: list[str], ts: float
     ) -> None:
+        """One object's worker answers, each `answerContent` as the task's template names it."""
         body = {
             "answers": [
-                {
-                    "answerContent": {
-                        "boundingBox": {
-                            "boundingBoxes": [
-                                {"label": self.class_names[0], "left": b[0], "top": b[1], "width": b[2], "height": b[3]}
-                                for b in boxes
-                            ],
-                            "inputImageProperties": {"width": width, "height": height},
-                        }
-                    },
-                    "submissionTime": submission_time(ts),
-                    "workerId": worker_id,
-                }
-                for boxes, worker_id in zip(answers, worker_ids, strict=True)
+                {"answerContent": content, "submissionTime": submission_time(ts), "workerId": worker_id}
+                for content, worker_id in zip(contents, worker_ids, strict=True)
             ]
         }
         key = self.at("annotations", "worker-response", f"iteration-{iteration}", str(index), f"{file_stamp(ts)}.json")

@@ -1,20 +1,18 @@
 """JSON 1.1 wire format for the labeling-job operations: validate, call the backend, shape the answer.
 
 Requests are validated against botocore's service model before the backend sees them; timestamps go out as epoch
-seconds. Tag operations on labeling-job ARNs are answered here; on any other ARN they pass through to moto.
+seconds. Tags on labeling jobs are answered by `emulator.tags`, with those of the other jobs.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from emulator.clock import SimClock
-from emulator.errors import PassThrough, not_found
 from emulator.labeling.models import LabelingBackend
 from emulator.labeling.validation import validate
 
-if TYPE_CHECKING:
-    from emulator.server import EmulatorApp
+# What the wire layer offers a service: route `X-Amz-Target` to a handler of (region, JSON body) -> JSON body.
+AddJsonHandler = Callable[[str, Callable[[str, dict], dict]], None]
 
 
 class LabelingResponses:
@@ -43,44 +41,14 @@ class LabelingResponses:
             result["NextToken"] = token
         return result
 
-    # Tags on labeling jobs live with the job; everything else is moto's.
-    def _job_for(self, arn: str):
-        if ":labeling-job/" not in arn:
-            raise PassThrough
-        job = self.backend.by_arn(arn)
-        if job is None:
-            raise not_found(f"Could not find labeling job {arn}")
-        return job
 
-    def add_tags(self, region: str, body: dict) -> dict:
-        job = self._job_for(body.get("ResourceArn", ""))
-        validate("AddTags", body)
-        self.backend.add_tags(job, body["Tags"])
-        return {"Tags": body["Tags"]}
-
-    def list_tags(self, region: str, body: dict) -> dict:
-        job = self._job_for(body.get("ResourceArn", ""))
-        validate("ListTags", body)
-        return {"Tags": job.describe()["Tags"]}
-
-    def delete_tags(self, region: str, body: dict) -> dict:
-        job = self._job_for(body.get("ResourceArn", ""))
-        validate("DeleteTags", body)
-        self.backend.delete_tags(job, body["TagKeys"])
-        return {}
-
-
-def register(app: EmulatorApp, time_scale: float) -> LabelingBackend:
-    backend = LabelingBackend(SimClock(time_scale), app.faults)
+def register(add_json_handler: AddJsonHandler, backend: LabelingBackend) -> None:
+    """Route the four labeling-job operations to `backend` (tags: `emulator.tags`)."""
     responses = LabelingResponses(backend)
     for op, handler in {
         "CreateLabelingJob": responses.create_labeling_job,
         "DescribeLabelingJob": responses.describe_labeling_job,
         "StopLabelingJob": responses.stop_labeling_job,
         "ListLabelingJobs": responses.list_labeling_jobs,
-        "AddTags": responses.add_tags,
-        "ListTags": responses.list_tags,
-        "DeleteTags": responses.delete_tags,
     }.items():
-        app.register_json(f"SageMaker.{op}", handler)
-    return backend
+        add_json_handler(f"SageMaker.{op}", handler)

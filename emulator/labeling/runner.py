@@ -1,75 +1,52 @@
-"""One labeling job's life, from Initializing to Completed | Failed | Stopped.
+"""One labeling job's life on its simulated clock: the schedule every task type shares.
 
-Follows the documented bounding-box schedule: a probe batch of 10 to humans, a training batch of
-`MaxConcurrentTaskCount - 10` (skipped when an initial model is given), a validation batch (20% of the data below
-5,000 objects, 10% above), then rounds of:
-train (on every human label outside the validation set, each round from the job's starting point: fresh weights,
-or the `InitialActiveLearningModelArn` model fine-tuned) → infer on the unlabeled objects → calibrate a confidence
-threshold on the validation set to the quality target (mean IoU 0.6), judged on the confidences it will be applied
-to → auto-label the objects that clear it → send at most `MaxConcurrentTaskCount` of what is left (the least
-confident first) to humans — until everything is labeled.
-Everything the job reports (machine-labeled share, thresholds, validation mAP) comes out of that training and
-calibration. Durations are modelled from the request and pass on the job's simulated clock.
+Who labels what and when lives here (probe, training and validation batches, rounds of train → infer → calibrate →
+auto-label → humans, stopping conditions); what an object, an answer, a learner and a label are for boxes, text or
+images lives in tasks.py. Everything the job reports comes out of that training and calibration.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from emulator.clock import SimClock
 from emulator.faults import FaultInjector
 from emulator.labeling.models import LabelingJob
-from emulator.labeling.outputs import Label, OutputWriter, read_model_artifact
+from emulator.labeling.outputs import OutputWriter, read_model_artifact
 from emulator.labeling.storage import S3Location, Storage, StorageError
-from emulator.sim.learner import Detector, calibrate_threshold
-from emulator.sim.openimages import read_reference
-from emulator.sim.workforce import consolidate, worker_answers
-from groundtruth.quality import image_miou
+from emulator.labeling.tasks import DataObject, JobFailed, TaskType, task_type
+from emulator.sim.texttruth import TextTruth
 
 log = logging.getLogger("emulator.labeling")
 
 PROBE_BATCH = 10
 MIN_OBJECTS_FOR_AUTO_LABELING = 1250
-QUALITY_TARGET_MIOU = 0.6
-MAX_IMAGE_BYTES = 6 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_TASKS = 1000
-TRAINING_EPOCHS = 10
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-
-
-class JobFailed(Exception):
-    """The job cannot go on; the message becomes its FailureReason."""
 
 
 class JobStopped(Exception):
     """StopLabelingJob was called."""
 
 
-@dataclass
-class DataObject:
-    index: int
-    line: dict
-    source_ref: str
-    image: bytes = b""
-    width: int = 0
-    height: int = 0
-    reference: object | None = None
-    label: Label | None = None
-    failure: str | None = None
-
-
 class JobRunner:
-    def __init__(self, job: LabelingJob, clock: SimClock, faults: FaultInjector, storage: Storage | None = None):
+    def __init__(
+        self,
+        job: LabelingJob,
+        clock: SimClock,
+        faults: FaultInjector,
+        storage: Storage | None = None,
+        text_truth: TextTruth | None = None,
+    ):
         self.job = job
+        self.text_truth = text_truth or TextTruth()
         self.clock = clock
         self.faults = faults
         self.storage = storage or Storage(job.account_id)
@@ -80,9 +57,10 @@ class JobRunner:
         self.seed = seed % (2**31)
         self.objects: list[DataObject] = []
         self.class_names: list[str] = []
-        self.initial_model: Detector | None = None
-        self.initial_weights: bytes | None = None  # npz of the initial model: every round fine-tunes from it
-        self.model: Detector | None = None
+        self.task: TaskType | None = None
+        self.initial_model: Any = None
+        self.initial_weights: bytes | None = None  # the initial model's weights: a learner may start from them
+        self.model: Any = None
         self.model_data_url: str | None = None  # S3 artifacts of self.model
         self.writer: OutputWriter | None = None
         self.workers = max(1, int(self.htc["NumberOfHumanWorkersPerDataObject"]))
@@ -92,19 +70,21 @@ class JobRunner:
     def run(self) -> None:
         try:
             self._initialize()
-            with self.job.lock:
-                if self.job.status == "Initializing":
-                    self.job.status = "InProgress"
-            self._check_stop()
+            if not self.job.start():
+                raise JobStopped
             self._label()
-            self._finish("Completed")
+            status = self.job.complete(self._outputs(completed=True))
         except JobStopped:
-            self._finish("Stopped")
+            self.job.stopped(self._outputs(completed=False))
+            status = "Stopped"
         except JobFailed as failure:
             self._fail(str(failure))
+            return
         except Exception as exc:  # an emulator bug: the job fails with a reason instead of hanging forever
             log.exception("labeling job %s crashed", self.job.name)
             self._fail(f"InternalServerError: {type(exc).__name__}: {exc}")
+            return
+        log.info("labeling job %s %s: %s", self.job.name, status, self.job.counters)
 
     def _now(self) -> float:
         return self.job.created_at + self.job.elapsed
@@ -112,8 +92,7 @@ class JobRunner:
     def _wait(self, sim_seconds: float) -> None:
         if self.clock.wait(sim_seconds, self.job.stop_requested):
             raise JobStopped
-        with self.job.lock:
-            self.job.elapsed += sim_seconds
+        self.job.advance(sim_seconds)
 
     def _check_stop(self) -> None:
         if self.job.stop_requested.is_set():
@@ -127,13 +106,9 @@ class JobRunner:
     def _initialize(self) -> None:
         req = self.request
         self._inject("initializing")
-        pre = self.htc.get("PreHumanTaskLambdaArn", "")
-        if not pre.endswith(":function:PRE-BoundingBox"):
-            raise JobFailed(
-                "ClientError: the emulator simulates bounding-box tasks only "
-                f"(PreHumanTaskLambdaArn ...:function:PRE-BoundingBox), got {pre or 'none'!r}"
-            )
         self.class_names = self._read_label_categories()
+        kind = "public" if "public-crowd" in self.htc["WorkteamArn"] else "private"
+        self.task = task_type(req, self.class_names, self.text_truth, f"{kind}.{self.job.region}")
         ui = self.htc["UiConfig"]
         if "UiTemplateS3Uri" in ui:
             self._read(ui["UiTemplateS3Uri"], "the worker task template (UiConfig.UiTemplateS3Uri)")
@@ -150,9 +125,8 @@ class JobRunner:
         algo = req.get("LabelingJobAlgorithmsConfig") or {}
         if algo.get("InitialActiveLearningModelArn"):
             self.initial_model = self._load_model(algo["InitialActiveLearningModelArn"])
-        self._load_images()
-        failed = sum(1 for o in self.objects if o.failure)
-        self.job.set_counters(Unlabeled=len(self.objects) - failed, FailedNonRetryableError=failed)
+        self.task.load(self.objects, self.storage, req["LabelAttributeName"])
+        self._update_counters()
         self._wait(120 + 0.05 * len(self.objects))
 
     def _read(self, uri: str, what: str) -> bytes:
@@ -164,7 +138,7 @@ class JobRunner:
     def _read_label_categories(self) -> list[str]:
         uri = self.request.get("LabelCategoryConfigS3Uri")
         if not uri:
-            raise JobFailed("ClientError: LabelCategoryConfigS3Uri is required for bounding-box tasks")
+            raise JobFailed("ClientError: LabelCategoryConfigS3Uri is required for built-in task types")
         raw = self._read(uri, "the label category configuration file (LabelCategoryConfigS3Uri)")
         try:
             labels = [entry["label"] for entry in json.loads(raw)["labels"]]
@@ -178,6 +152,7 @@ class JobRunner:
 
     def _read_manifest(self, uri: str) -> list[DataObject]:
         raw = self._read(uri, "the input manifest")
+        key = self.task.source_key
         objects = []
         for number, text in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
             if not text.strip():
@@ -188,45 +163,18 @@ class JobRunner:
                 raise JobFailed(
                     f"ClientError: input manifest {uri} line {number} is not valid JSON: {exc.msg}"
                 ) from exc
-            if not isinstance(line, dict) or not isinstance(line.get("source-ref"), str):
-                raise JobFailed(f'ClientError: input manifest {uri} line {number} has no "source-ref" string')
-            objects.append(DataObject(index=len(objects), line=line, source_ref=line["source-ref"]))
+            if not isinstance(line, dict) or not isinstance(line.get(key), str):
+                raise JobFailed(f'ClientError: input manifest {uri} line {number} has no "{key}" string')
+            objects.append(DataObject(index=len(objects), line=line, source=line[key]))
         if not objects:
             raise JobFailed(f"ClientError: input manifest {uri} holds no data objects")
         return objects
 
-    def _load_images(self) -> None:
-        missing = []
-        for obj in self.objects:
-            try:
-                obj.image = self.storage.read(obj.source_ref)
-            except StorageError as exc:
-                missing.append(str(exc))
-                continue
-            if len(obj.image) > MAX_IMAGE_BYTES:
-                obj.failure = f"ClientError: {obj.source_ref} is {len(obj.image)} bytes, over the 6 MB image limit"
-                obj.image = b""
-                continue
-            obj.reference = read_reference(obj.image)
-            try:
-                obj.width, obj.height = Image.open(io.BytesIO(obj.image)).size
-            except OSError:
-                obj.failure = f"ClientError: {obj.source_ref} is not a readable image"
-                continue
-            if obj.reference is None:
-                obj.failure = (
-                    f"ClientError: {obj.source_ref} carries no reference boxes; the emulator's simulated workforce "
-                    "labels images of the synthetic Open Images mirror only"
-                )
-        if missing:
-            shown = "; ".join(missing[:3])
-            raise JobFailed(f"ClientError: {len(missing)} data object(s) could not be read: {shown}")
-
-    def _load_model(self, arn: str) -> Detector:
+    def _load_model(self, arn: str) -> Any:
         try:
             url = self.storage.model_data_url(self.job.region, arn)
-            weights, _meta = read_model_artifact(self.storage.read(url))
-            model = Detector.from_npz(weights)
+            weights, meta = read_model_artifact(self.storage.read(url))
+            model = self.task.load_model(weights, meta)
             self.initial_weights = weights
             self.model_data_url = url
             return model
@@ -239,10 +187,12 @@ class JobRunner:
 
     def _label(self) -> None:
         order = [self.objects[i] for i in self.rng.permutation(len(self.objects))]
-        queue = [o for o in order if o.failure is None]
+        queue = [o for o in order if o.failure is None and o.label is None]
         algo = self.request.get("LabelingJobAlgorithmsConfig")
-        auto = bool(algo) and len(queue) >= MIN_OBJECTS_FOR_AUTO_LABELING
-        if algo and not auto:
+        auto = bool(algo) and self.task.learns and len(queue) >= MIN_OBJECTS_FOR_AUTO_LABELING
+        if algo and not self.task.learns:
+            log.info("%s: no %s learner is simulated: humans label everything", self.job.name, self.task.algorithm)
+        elif algo and not auto:
             log.info(
                 "%s: %d objects, fewer than the %d auto-labeling needs: humans label everything",
                 self.job.name,
@@ -288,17 +238,12 @@ class JobRunner:
             first_round = False
             pending = self._pending()
             predictions = self._infer(iteration, pending)
-            threshold, val_confidence = self._calibrate(comparable, [p.confidence for p in predictions])
+            threshold, val_confidence = self.task.calibrate(self.model, comparable, [p.confidence for p in predictions])
             auto_labeled = []
             if threshold is not None:
                 for obj, pred in zip(pending, predictions, strict=True):
                     if pred.confidence >= threshold:
-                        obj.label = Label(
-                            boxes=[b for b, _ in pred.boxes],
-                            confidences=[c for _, c in pred.boxes],
-                            human=False,
-                            ts=self._now(),
-                        )
+                        obj.label = self.task.machine_label(pred, self._now())
                         auto_labeled.append(obj)
             log.info(
                 "%s iteration %d: threshold %s (calibrated on %d validation objects), auto-labeled %d of %d",
@@ -350,102 +295,61 @@ class JobRunner:
         queue_wait = 900 if "public-crowd" in self.htc["WorkteamArn"] else 300
         self._wait(queue_wait + rounds * 0.8 * self.htc["TaskTimeLimitInSeconds"] + 60)
         ts = self._now()
-        kind = "public" if "public-crowd" in self.htc["WorkteamArn"] else "private"
         entries = []
-        for obj in batch:
-            answers = worker_answers(obj.reference, self.workers, self.rng)
-            consolidated = consolidate(answers)
-            worker_ids = [f"{kind}.{self.job.region}.{self.rng.integers(16**12):012X}" for _ in range(len(answers))]
-            self.writer.worker_responses(iteration, obj.index, answers, worker_ids, obj.width, obj.height, ts)
-            obj.label = Label(
-                boxes=[b for b, _ in consolidated], confidences=[c for _, c in consolidated], human=True, ts=ts
-            )
+        for obj, answer in zip(batch, self.task.human_labels(batch, self.workers, self.rng, ts), strict=True):
+            self.writer.worker_response(iteration, obj.index, answer.contents, answer.worker_ids, ts)
+            obj.label = answer.label
             entries.append((obj.index, self._content(obj)))
         self.writer.consolidation(iteration, entries, ts)
         self._update_counters()
         self.writer.manifest(self._labeled_lines(), final=False, iteration=iteration)
 
-    def _train(self, iteration: int, training: list[DataObject], validation: list[DataObject]) -> Detector:
+    def _train(self, iteration: int, training: list[DataObject], validation: list[DataObject]) -> Any:
         self._check_stop()
         self._inject("training")
-        # Every round trains on all human labels so far from the job's starting point (retraining, as the service
-        # does), rather than nudging the previous round's model: a fine-tuned model stays close to where it started.
         warm = self.initial_weights is not None
-        model = Detector.from_npz(self.initial_weights) if warm else Detector.new(self.seed)
         name = self.writer.training_job_name(iteration)
         started = self._now()
-        config = {
-            "num_training_samples": str(len(training)),
-            "epochs": str(TRAINING_EPOCHS),
-            "num_classes": str(len(self.class_names)),
-            "warm_start": "true" if warm else "false",
-        }
+        config = self.task.training_config(len(training), warm)
         events: list[tuple[float, str]] = [
             (started, f"[{_log_time(started)} INFO] Final configuration: {_py2_dict(config)}")
         ]
 
-        def on_epoch(epoch: int, validation_map: float) -> None:
+        def on_epoch(epoch: int, score: float) -> None:
             ts = started + 60 * (epoch + 1)
             events.append(
                 (
                     ts,
                     f"[{_log_time(ts)} INFO] #quality_metric: host=algo-1, epoch={epoch}, "
-                    f"validation mAP <score>=({validation_map})",
+                    f"{self.task.metric} <score>=({score})",
                 )
             )
 
-        model.fit(
-            [o.image for o in training],
-            [o.label.boxes for o in training],
-            epochs=TRAINING_EPOCHS,
-            validation=([o.image for o in validation], [o.label.boxes for o in validation]),
-            on_epoch=on_epoch,
-        )
-        self._wait(600 + 3 * len(training))
+        model = self.task.train(training, validation, self.initial_weights, self.seed, on_epoch)
+        self._wait(self.task.train_seconds(len(training)))
+        weights, model_format = self.task.model_bytes(model)
         meta = {
-            "format": "gt-emulator-detector",
+            "format": model_format,
             "training_job_name": name,
             "labeling_job_name": self.job.name,
             "iteration": iteration,
             "num_training_samples": len(training),
             "class_names": self.class_names,
         }
-        self.model_data_url = self.writer.model_artifact(iteration, name, model.to_npz(), meta).uri
+        self.model_data_url = self.writer.model_artifact(iteration, name, weights, meta).uri
         self.storage.put_log_events(self.job.region, TRAINING_LOG_GROUP, f"{name}/algo-1-{int(started)}", events)
         return model
 
-    def _calibrate(self, validation: list[DataObject], pending: list[float]) -> tuple[float | None, list[float]]:
-        """The round's auto-labeling threshold, calibrated on `validation` against the human labels and judged on
-        the confidences of the pending objects it will be applied to; and the validation objects' confidences
-        (held out from the confidence model when it was trained with them)."""
-        confidences, mious = [], []
-        for obj in validation:
-            pred = self.model.predict(obj.image)
-            confidences.append(self.model.calibration_confidence(obj.image, pred))
-            mious.append(image_miou(pred.boxes, obj.label.boxes))
-        return calibrate_threshold(confidences, mious, target=QUALITY_TARGET_MIOU, pending=pending), confidences
-
-    def _infer(self, iteration: int, pending: list[DataObject]):
+    def _infer(self, iteration: int, pending: list[DataObject]) -> list:
         self._check_stop()
-        predictions = [self.model.predict(o.image) for o in pending]
-        self._wait(300 + 0.5 * len(pending))
-        self.writer.inference(
-            iteration,
-            [{"source-ref": o.source_ref} for o in pending],
-            [
-                {
-                    "source-ref": o.source_ref,
-                    "prediction": [[0, c, *b] for b, c in p.boxes],
-                    "confidence": p.confidence,
-                }
-                for o, p in zip(pending, predictions, strict=True)
-            ],
-        )
+        predictions = self.task.predict(self.model, pending)
+        self._wait(self.task.infer_seconds(len(pending)))
+        self.writer.inference(iteration, *self.task.inference_records(pending, predictions))
         return predictions
 
     # -- outputs -------------------------------------------------------------------------------------------------
     def _content(self, obj: DataObject) -> dict:
-        return self.writer.label_content(obj.label, obj.width, obj.height)
+        return self.task.content(obj, self.writer)
 
     def _manifest_line(self, obj: DataObject) -> dict:
         line = dict(obj.line)
@@ -463,27 +367,27 @@ class JobRunner:
         return [self._manifest_line(o) for o in self.objects if o.label is not None or o.failure is not None]
 
     def _update_counters(self) -> None:
-        human = sum(1 for o in self.objects if o.label and o.label.human)
-        machine = sum(1 for o in self.objects if o.label and not o.label.human)
+        # a label the input already carried was nobody's work in this job: it is in no counter
+        ours = [o for o in self.objects if o.label is not None and not o.prelabeled]
+        human = sum(1 for o in ours if o.label.human)
         failed = sum(1 for o in self.objects if o.failure)
-        self.job.set_counters(
-            HumanLabeled=human,
-            MachineLabeled=machine,
-            FailedNonRetryableError=failed,
-            Unlabeled=len(self.objects) - human - machine - failed,
+        kept = sum(1 for o in self.objects if o.prelabeled)
+        self.job.progress(
+            human=human,
+            machine=len(ours) - human,
+            failed=failed,
+            unlabeled=len(self.objects) - len(ours) - failed - kept,
         )
 
-    def _finish(self, status: str) -> None:
+    def _outputs(self, completed: bool) -> dict[str, str]:
+        """Write the final manifest (of the labeled part, when stopped) and say where the job's outputs are."""
         output: dict[str, str] = {}
         if self.writer is not None:
             output["OutputDatasetS3Uri"] = self.writer.manifest(self._labeled_lines(), final=True).uri
-            if self.model is not None and status == "Completed":
+            if self.model is not None and completed:
                 output["FinalActiveLearningModelArn"] = self._register_final_model()
         self._update_counters()
-        with self.job.lock:
-            self.job.status = status
-            self.job.output = output or None
-        log.info("labeling job %s %s: %s", self.job.name, status, self.job.counters)
+        return output
 
     def _register_final_model(self) -> str:
         """The last round's model as a SageMaker Model, usable as another job's InitialActiveLearningModelArn."""
@@ -494,12 +398,11 @@ class JobRunner:
             self.model_data_url,
             self.request["RoleArn"],
             [{"Key": "sagemaker:labeling-job", "Value": self.job.name}],
+            algorithm=self.task.algorithm,
         )
 
     def _fail(self, reason: str) -> None:
-        with self.job.lock:
-            self.job.status = "Failed"
-            self.job.failure_reason = reason[:1024]
+        self.job.fail(reason)
         log.info("labeling job %s Failed: %s", self.job.name, reason)
 
 

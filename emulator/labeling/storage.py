@@ -79,9 +79,17 @@ class Storage:
     def _sagemaker(self, region: str):
         return sagemaker_backends[self.account_id][region]
 
-    def create_model(self, region: str, name: str, model_data_url: str, role_arn: str, tags: list[dict]) -> str:
+    def create_model(
+        self,
+        region: str,
+        name: str,
+        model_data_url: str,
+        role_arn: str,
+        tags: list[dict],
+        algorithm: str = "object-detection",
+    ) -> str:
         container = {
-            "Image": f"027400017018.dkr.ecr.{region}.amazonaws.com/groundtruth-object-detection:emulator",
+            "Image": f"027400017018.dkr.ecr.{region}.amazonaws.com/groundtruth-{algorithm}:emulator",
             "ModelDataUrl": model_data_url,
         }
         model = self._sagemaker(region).create_model(name, role_arn, container, None, None, tags)

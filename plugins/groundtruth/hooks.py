@@ -1,13 +1,10 @@
 """
-``LabelingJobHook``: every boto3/aiobotocore call for SageMaker Ground Truth labeling jobs, and the wait shells.
-
-Also the JSON-safe summary of a job description that the operator, sensor and trigger return, and ``LABELING_JOB``:
-how a labeling job is described and what its statuses mean (``groundtruth.waiting``).
+Every boto3/aiobotocore call for the SageMaker jobs we run: ``SageMakerJobHook`` (any ``JobKind``: labeling,
+training, transform — create, describe, find with tags, stop, wait) and ``LabelingJobHook`` (labeling-named calls).
 """
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Callable, Mapping
 from functools import cached_property, partial
@@ -20,7 +17,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from groundtruth.aws_errors import backoff_delay, error_code, is_not_found_error, is_transient_error
-from groundtruth.waiting import THIRTY_DAYS, WAITERS_DIR, JobKind, JobWait
+from groundtruth.descriptions import tags_to_dict
+from groundtruth.waiting import LABELING_JOB, THIRTY_DAYS, WAITERS_DIR, JobKind, JobWait
 
 T = TypeVar("T")
 
@@ -42,143 +40,6 @@ def pooled_client(aws_conn_id: str | None, region_name: str | None, service: str
     return AwsBaseHook(aws_conn_id=aws_conn_id, client_type=service, region_name=region_name, config=config).get_conn()
 
 
-def json_safe(value: Any) -> Any:
-    """Describe responses hold datetimes; XCom and trigger events must be plain JSON."""
-    if isinstance(value, datetime.datetime | datetime.date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items() if k != "ResponseMetadata"}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
-
-
-# The part of DescribeLabelingJob that downstream code and trigger events need; the full description also carries
-# the request (HumanTaskConfig, ...), which is large and already known to the DAG.
-DESCRIPTION_KEYS = (
-    "LabelingJobName",
-    "LabelingJobArn",
-    "LabelingJobStatus",
-    "LabelCounters",
-    "FailureReason",
-    "LabelingJobOutput",
-    "LabelAttributeName",
-    "InputConfig",
-    "OutputConfig",
-    "CreationTime",
-    "LastModifiedTime",
-    "JobReferenceCode",
-)
-
-
-def description_subset(description: Mapping[str, Any]) -> dict[str, Any]:
-    return json_safe({k: description[k] for k in DESCRIPTION_KEYS if k in description})
-
-
-def label_counters(description: Mapping[str, Any]) -> dict[str, int]:
-    counters = description.get("LabelCounters") or {}
-    human = int(counters.get("HumanLabeled", 0))
-    machine = int(counters.get("MachineLabeled", 0))
-    return {
-        "TotalLabeled": int(counters.get("TotalLabeled", human + machine)),
-        "HumanLabeled": human,
-        "MachineLabeled": machine,
-        "FailedNonRetryableError": int(counters.get("FailedNonRetryableError", 0)),
-        "Unlabeled": int(counters.get("Unlabeled", 0)),
-    }
-
-
-def percent_done(description: Mapping[str, Any]) -> float:
-    """Share of objects that are labeled or failed for good; 0.0 before the job has counted its input."""
-    c = label_counters(description)
-    finished = c["TotalLabeled"] + c["FailedNonRetryableError"]
-    total = finished + c["Unlabeled"]
-    return round(100.0 * finished / total, 1) if total else 0.0
-
-
-def progress_message(description: Mapping[str, Any]) -> str:
-    c = label_counters(description)
-    return (
-        f"Labeling job {description.get('LabelingJobName')} is {description.get('LabelingJobStatus')}: "
-        f"{c['HumanLabeled']} human-labeled, {c['MachineLabeled']} machine-labeled, "
-        f"{c['FailedNonRetryableError']} failed, {c['Unlabeled']} unlabeled ({percent_done(description):.1f}% done)"
-    )
-
-
-def _output(description: Mapping[str, Any], key: str) -> str | None:
-    # Accepts both a raw description (nested LabelingJobOutput) and a summary (flat keys).
-    output = description.get("LabelingJobOutput") or {}
-    return output.get(key) or description.get(key)
-
-
-def summarize_labeling_job(description: Mapping[str, Any]) -> dict[str, Any]:
-    """
-    The JSON-safe dict operators return (XCom) for a job.
-
-    Service-named keys: ``LabelingJobName``, ``LabelingJobArn``, ``LabelingJobStatus``, ``LabelCounters`` (all five
-    counters, zeros filled in), ``FailureReason``, ``OutputDatasetS3Uri`` (the output manifest),
-    ``FinalActiveLearningModelArn``, ``InputManifestS3Uri``, ``S3OutputPath``, ``LabelAttributeName``,
-    ``CreationTime``/``LastModifiedTime`` (ISO 8601).
-    Domain-named duplicates: ``job_name``, ``job_arn``, ``status``, ``output_manifest_s3_uri``, ``final_model_arn``,
-    ``human_labeled``, ``machine_labeled``, ``failed``, ``unlabeled``, ``total_labeled``, ``percent_done``.
-    Idempotent: summarizing a summary gives the same dict.
-    """
-    counters = label_counters(description)
-    input_config = description.get("InputConfig") or {}
-    manifest = (input_config.get("DataSource") or {}).get("S3DataSource", {}).get("ManifestS3Uri") or description.get(
-        "InputManifestS3Uri"
-    )
-    output_path = (description.get("OutputConfig") or {}).get("S3OutputPath") or description.get("S3OutputPath")
-    summary = {
-        "LabelingJobName": description.get("LabelingJobName"),
-        "LabelingJobArn": description.get("LabelingJobArn"),
-        "LabelingJobStatus": description.get("LabelingJobStatus"),
-        "LabelCounters": counters,
-        "FailureReason": description.get("FailureReason"),
-        "OutputDatasetS3Uri": _output(description, "OutputDatasetS3Uri"),
-        "FinalActiveLearningModelArn": _output(description, "FinalActiveLearningModelArn"),
-        "InputManifestS3Uri": manifest,
-        "S3OutputPath": output_path,
-        "LabelAttributeName": description.get("LabelAttributeName"),
-        "CreationTime": description.get("CreationTime"),
-        "LastModifiedTime": description.get("LastModifiedTime"),
-    }
-    summary.update(
-        {
-            "job_name": summary["LabelingJobName"],
-            "job_arn": summary["LabelingJobArn"],
-            "status": summary["LabelingJobStatus"],
-            "output_manifest_s3_uri": summary["OutputDatasetS3Uri"],
-            "final_model_arn": summary["FinalActiveLearningModelArn"],
-            "human_labeled": counters["HumanLabeled"],
-            "machine_labeled": counters["MachineLabeled"],
-            "failed": counters["FailedNonRetryableError"],
-            "unlabeled": counters["Unlabeled"],
-            "total_labeled": counters["TotalLabeled"],
-            "percent_done": percent_done(description),
-        }
-    )
-    return json_safe(summary)
-
-
-LABELING_JOB = JobKind(
-    noun="Labeling job",
-    describe_operation="describe_labeling_job",
-    stop_operation="stop_labeling_job",
-    name_param="LabelingJobName",
-    status_key="LabelingJobStatus",
-    waiter_source="labeling_job",
-    waiter_name="LabelingJobComplete",
-    progress=progress_message,
-)
-
-
-def tags_to_dict(tags: Any) -> dict[str, str]:
-    if isinstance(tags, Mapping):
-        return {str(k): str(v) for k, v in tags.items()}
-    return {str(t["Key"]): str(t.get("Value", "")) for t in tags or []}
-
-
 class LabelingJobWaitTimeout(AirflowException):
     """The job did not finish within ``max_wait``; it is left running so a later try can reattach to it."""
 
@@ -187,67 +48,47 @@ class JobGone(AirflowException):
     """The job being waited on no longer exists."""
 
 
-class LabelingJobHook(SageMakerHook):
+class SageMakerJobHook(SageMakerHook):
     """
-    Interact with SageMaker Ground Truth labeling jobs (sync through boto3, async through aiobotocore).
+    Create, find, stop and wait on SageMaker jobs of any :class:`~groundtruth.waiting.JobKind`.
 
-    Same constructor as :class:`~airflow.providers.amazon.aws.hooks.sagemaker.SageMakerHook`
-    (``aws_conn_id``, ``region_name``, ``verify``, ``config``). The endpoint comes from the connection's
-    ``endpoint_url`` extra, so pointing ``aws_default`` at a local stand-in is all a test setup needs.
-    Unless the connection or ``config`` says otherwise, botocore retries in adaptive mode with many attempts.
+    Same constructor as :class:`~airflow.providers.amazon.aws.hooks.sagemaker.SageMakerHook` (``aws_conn_id``,
+    ``region_name``, ``verify``, ``config``), so the provider's own SageMaker operators can use it. The endpoint comes
+    from the connection's ``endpoint_url`` extra. Unless the connection or ``config`` says otherwise, botocore
+    retries in adaptive mode with many attempts.
     """
-
-    WAITER_ALIASES = {"labeling_job_complete": "LabelingJobComplete"}
 
     @property
     def config(self) -> Config:
         return default_botocore_config().merge(super().config)
 
-    @cached_property
-    def waiter_path(self) -> Path:
-        # Our own JSON instead of the provider's sagemaker.json: the provider has no labeling-job waiter.
-        return WAITERS_DIR / "labeling_job.json"
-
-    def get_waiter(self, waiter_name: str, *args: Any, **kwargs: Any):
-        """The provider's custom-waiter lookup, also accepting ``labeling_job_complete`` for ``LabelingJobComplete``."""
-        return super().get_waiter(self.WAITER_ALIASES.get(waiter_name, waiter_name), *args, **kwargs)
-
     # ---------------------------------------------------------------------------------------------------- sync calls
-    def create_labeling_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Call ``CreateLabelingJob`` with a complete request; returns the response (``LabelingJobArn``)."""
-        return self.conn.create_labeling_job(**request)
+    def create_job(self, kind: JobKind, request: Mapping[str, Any]) -> dict[str, Any]:
+        return getattr(self.conn, kind.create_operation)(**request)
 
-    def describe_labeling_job(self, job_name: str) -> dict[str, Any]:
-        return self.conn.describe_labeling_job(LabelingJobName=job_name)
+    def describe_job(self, kind: JobKind, job_name: str) -> dict[str, Any]:
+        return getattr(self.conn, kind.describe_operation)(**{kind.name_param: job_name})
 
-    def find_labeling_job(self, job_name: str) -> dict[str, Any] | None:
+    def find_job(self, kind: JobKind, job_name: str) -> dict[str, Any] | None:
         """The job's description, or ``None`` if no job has that name."""
         try:
-            return self.describe_labeling_job(job_name)
+            return self.describe_job(kind, job_name)
         except ClientError as error:
             if is_not_found_error(error):
                 return None
             raise
 
-    def stop_labeling_job(self, job_name: str) -> bool:
+    def stop_job(self, kind: JobKind, job_name: str) -> bool:
         """Ask the service to stop the job; ``False`` if it is already finished or gone (nothing to stop)."""
         try:
-            self.conn.stop_labeling_job(LabelingJobName=job_name)
+            getattr(self.conn, kind.stop_operation)(**{kind.name_param: job_name})
         except ClientError as error:
             if is_not_found_error(error) or error_code(error) == "ValidationException":
-                self.log.info("Labeling job %s was not stopped: %s", job_name, error)
+                self.log.info("%s %s was not stopped: %s", kind.noun, job_name, error)
                 return False
             raise
-        self.log.info("Requested stop of labeling job %s", job_name)
+        self.log.info("Requested stop of %s %s", kind.noun.lower(), job_name)
         return True
-
-    def list_labeling_jobs(
-        self, name_contains: str | None = None, max_results: int | None = None, **kwargs: Any
-    ) -> list[dict[str, Any]]:
-        """``ListLabelingJobs``, following ``NextToken`` until done or ``max_results`` summaries are collected."""
-        config, max_results = self._preprocess_list_request_args(name_contains, max_results, **kwargs)
-        request = partial(self.conn.list_labeling_jobs, **config)
-        return self._list_request(request, "LabelingJobSummaryList", max_results=max_results)
 
     def add_tags(self, resource_arn: str, tags: Mapping[str, str] | list[dict[str, str]]) -> None:
         tag_list = [{"Key": k, "Value": v} for k, v in tags.items()] if isinstance(tags, Mapping) else list(tags)
@@ -263,14 +104,15 @@ class LabelingJobHook(SageMakerHook):
                 return tags
             request["NextToken"] = response["NextToken"]
 
-    def job_tags(self, description: Mapping[str, Any]) -> dict[str, str]:
+    def tags_of(self, kind: JobKind, description: Mapping[str, Any]) -> dict[str, str]:
         """A job's tags: from its description when the service includes them, else through ``ListTags``."""
         if "Tags" in description:
             return tags_to_dict(description["Tags"])
-        return self.list_tags(description["LabelingJobArn"])
+        return self.list_tags(description[kind.arn_key])
 
-    def find_job_with_tags(
+    def find_with_tags(
         self,
+        kind: JobKind,
         job_name: str,
         *,
         sleep: Callable[[float], Any] = time.sleep,
@@ -279,13 +121,16 @@ class LabelingJobHook(SageMakerHook):
         """(description, tags) of the job, or None when no job has the name: what
         :func:`groundtruth.ownership.resolve_job` looks up, with transient errors retried."""
         description = self.retry_transient(
-            lambda: self.find_labeling_job(job_name), what=f"Describing labeling job {job_name}", sleep=sleep, rand=rand
+            lambda: self.find_job(kind, job_name),
+            what=f"Describing {kind.noun.lower()} {job_name}",
+            sleep=sleep,
+            rand=rand,
         )
         if description is None:
             return None
         tags = self.retry_transient(
-            lambda: self.job_tags(description),
-            what=f"Reading the tags of labeling job {job_name}",
+            lambda: self.tags_of(kind, description),
+            what=f"Reading the tags of {kind.noun.lower()} {job_name}",
             sleep=sleep,
             rand=rand,
         )
@@ -312,9 +157,6 @@ class LabelingJobHook(SageMakerHook):
                 self.log.warning("%s hit a transient error (%s); retrying in %.1fs", what, error, delay)
                 sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def describe_job(self, kind: JobKind, job_name: str) -> dict[str, Any]:
-        return getattr(self.conn, kind.describe_operation)(**{kind.name_param: job_name})
 
     def wait_for_job(
         self,
@@ -365,10 +207,6 @@ class LabelingJobHook(SageMakerHook):
             else:
                 raise JobGone(f"{kind.noun} {job_name} no longer exists ({result.message})")
 
-    def wait_for_labeling_job(self, job_name: str, **kwargs: Any) -> dict[str, Any]:
-        """:meth:`wait_for_job` for a labeling job."""
-        return self.wait_for_job(LABELING_JOB, job_name, **kwargs)
-
     # ---------------------------------------------------------------------------------------------------- async calls
     async def describe_job_async(self, kind: JobKind, job_name: str, client: Any = None) -> dict[str, Any]:
         """The kind's describe call through aiobotocore; pass an open ``client`` to reuse one connection."""
@@ -377,21 +215,73 @@ class LabelingJobHook(SageMakerHook):
         async with await self.get_async_conn() as new_client:
             return await getattr(new_client, kind.describe_operation)(**{kind.name_param: job_name})
 
+    async def stop_job_async(self, kind: JobKind, job_name: str, client: Any = None) -> bool:
+        """Async :meth:`stop_job`."""
+        try:
+            if client is not None:
+                await getattr(client, kind.stop_operation)(**{kind.name_param: job_name})
+            else:
+                async with await self.get_async_conn() as new_client:
+                    await getattr(new_client, kind.stop_operation)(**{kind.name_param: job_name})
+        except ClientError as error:
+            if is_not_found_error(error) or error_code(error) == "ValidationException":
+                self.log.info("%s %s was not stopped: %s", kind.noun, job_name, error)
+                return False
+            raise
+        self.log.info("Requested stop of %s %s", kind.noun.lower(), job_name)
+        return True
+
+
+class LabelingJobHook(SageMakerJobHook):
+    """
+    Interact with SageMaker Ground Truth labeling jobs (sync through boto3, async through aiobotocore): the
+    labeling-named calls over :class:`SageMakerJobHook`, ``ListLabelingJobs`` and our labeling-job waiter.
+    """
+
+    WAITER_ALIASES = {"labeling_job_complete": "LabelingJobComplete"}
+
+    @cached_property
+    def waiter_path(self) -> Path:
+        # Our own JSON instead of the provider's sagemaker.json: the provider has no labeling-job waiter.
+        return WAITERS_DIR / "labeling_job.json"
+
+    def get_waiter(self, waiter_name: str, *args: Any, **kwargs: Any):
+        """The provider's custom-waiter lookup, also accepting ``labeling_job_complete`` for ``LabelingJobComplete``."""
+        return super().get_waiter(self.WAITER_ALIASES.get(waiter_name, waiter_name), *args, **kwargs)
+
+    def create_labeling_job(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Call ``CreateLabelingJob`` with a complete request; returns the response (``LabelingJobArn``)."""
+        return self.create_job(LABELING_JOB, request)
+
+    def describe_labeling_job(self, job_name: str) -> dict[str, Any]:
+        return self.describe_job(LABELING_JOB, job_name)
+
+    def find_labeling_job(self, job_name: str) -> dict[str, Any] | None:
+        return self.find_job(LABELING_JOB, job_name)
+
+    def stop_labeling_job(self, job_name: str) -> bool:
+        return self.stop_job(LABELING_JOB, job_name)
+
+    def list_labeling_jobs(
+        self, name_contains: str | None = None, max_results: int | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """``ListLabelingJobs``, following ``NextToken`` until done or ``max_results`` summaries are collected."""
+        config, max_results = self._preprocess_list_request_args(name_contains, max_results, **kwargs)
+        request = partial(self.conn.list_labeling_jobs, **config)
+        return self._list_request(request, "LabelingJobSummaryList", max_results=max_results)
+
+    def job_tags(self, description: Mapping[str, Any]) -> dict[str, str]:
+        return self.tags_of(LABELING_JOB, description)
+
+    def find_job_with_tags(self, job_name: str, **kwargs: Any) -> tuple[dict[str, Any], dict[str, str]] | None:
+        return self.find_with_tags(LABELING_JOB, job_name, **kwargs)
+
+    def wait_for_labeling_job(self, job_name: str, **kwargs: Any) -> dict[str, Any]:
+        """:meth:`wait_for_job` for a labeling job."""
+        return self.wait_for_job(LABELING_JOB, job_name, **kwargs)
+
     async def describe_labeling_job_async(self, job_name: str, client: Any = None) -> dict[str, Any]:
         return await self.describe_job_async(LABELING_JOB, job_name, client)
 
     async def stop_labeling_job_async(self, job_name: str, client: Any = None) -> bool:
-        """Async :meth:`stop_labeling_job`."""
-        try:
-            if client is not None:
-                await client.stop_labeling_job(LabelingJobName=job_name)
-            else:
-                async with await self.get_async_conn() as new_client:
-                    await new_client.stop_labeling_job(LabelingJobName=job_name)
-        except ClientError as error:
-            if is_not_found_error(error) or error_code(error) == "ValidationException":
-                self.log.info("Labeling job %s was not stopped: %s", job_name, error)
-                return False
-            raise
-        self.log.info("Requested stop of labeling job %s", job_name)
-        return True
+        return await self.stop_job_async(LABELING_JOB, job_name, client)

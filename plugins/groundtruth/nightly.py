@@ -417,10 +417,11 @@ def plan_job(
     """The labeling job of this run: its request (deterministic name, the chain's model), whether the labeling task
     will reuse a job (then nothing new is paid for: `resolve_job` decides, exactly as the operator will), and the
     worst-case cost of a new one. `hook`: a LabelingJobHook."""
-    from groundtruth.hooks import LABELING_JOB, json_safe
+    from groundtruth.descriptions import json_safe
     from groundtruth.ownership import DEFAULT_MAX_JOB_ATTEMPTS, TaskIdentity, resolve_job
     from groundtruth.pricing import worst_case_cost
     from groundtruth.requests import with_attempt_suffix
+    from groundtruth.waiting import LABELING_JOB
 
     identity = TaskIdentity(dag_id, run_id, LABEL_TASK_ID)
 
@@ -488,7 +489,7 @@ def check_budget(plan: dict, shard: dict, dag_id: str) -> dict:
 # -- I/O: outputs and the model -------------------------------------------------------------------------------------
 def publish_outputs(s3, config: NightlyConfig, dag_id: str, run_id: str, shard: dict, plan: dict, job: dict) -> dict:
     """The job's output manifest copied to `shards/<key>/output.manifest`, and `summary.json` beside it."""
-    from groundtruth.hooks import summarize_labeling_job
+    from groundtruth.descriptions import summarize_labeling_job
     from groundtruth.pricing import labeling_cost, pricing_from_request
 
     layout = ChainLayout.of(config).shard(shard["key"])

@@ -1,7 +1,10 @@
 """
-``CreateLabelingJobOperator``: start (or reattach to) a SageMaker Ground Truth labeling job and wait for it.
+Operators that start (or reattach to) a paid SageMaker job and wait for it — labeling, training, transform — plus
+``CreateModelOperator`` and ``ExperimentReportOperator``.
 
-The one rule: a retried, cleared or crashed task never starts a second paid job.
+The one rule: a retried, cleared or crashed task never starts a second paid job. ``RetrySafeJobMixin`` holds it
+once, for every ``JobKind``; the training, model and transform operators extend the provider's own operators
+(templating, integer fields, role expansion, lineage) and replace only their create-or-rename step.
 
 * Every job it creates carries ownership tags, and before creating it walks the names ``<name>``, ``<name>-a1``, ...
   through :func:`groundtruth.ownership.resolve_job`: reattach to this task's own job, adopt (with
@@ -23,12 +26,18 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.operators.sagemaker import (
+    SageMakerModelOperator,
+    SageMakerTrainingOperator,
+    SageMakerTransformOperator,
+)
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import BotoCoreError, ClientError
 
 from groundtruth.aws_errors import error_code
-from groundtruth.hooks import LABELING_JOB, LabelingJobHook, pooled_client, progress_message, summarize_labeling_job
+from groundtruth.descriptions import json_safe, summarize_labeling_job
+from groundtruth.hooks import LabelingJobHook, SageMakerJobHook, pooled_client
 from groundtruth.links import (
     ExperimentReportLink,
     LabelingJobConsoleLink,
@@ -55,14 +64,22 @@ from groundtruth.requests import (
 from groundtruth.triggers import (
     UNKNOWN_STATE,
     LabelingJobTrigger,
+    SageMakerJobTrigger,
+    TrainingJobTrigger,
+    TransformJobTrigger,
     job_from_event,
     kill_should_stop_job,
     task_instance_state_with_timeout,
 )
+from groundtruth.waiting import LABELING_JOB, TRAINING_JOB, TRANSFORM_JOB, JobKind
 
 __all__ = [
     "CreateLabelingJobOperator",
+    "CreateModelOperator",
+    "CreateTrainingJobOperator",
+    "CreateTransformJobOperator",
     "ExperimentReportOperator",
+    "RetrySafeJobMixin",
     "TaskIdentity",
     "describe_owner",
     "lineage_locations",
@@ -86,46 +103,27 @@ def lineage_locations(summary: Mapping[str, Any]) -> tuple[list[tuple[str, str]]
     return location(summary.get("InputManifestS3Uri")), location(summary.get("OutputDatasetS3Uri"))
 
 
-class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
+class RetrySafeJobMixin:
     """
-    Create a SageMaker Ground Truth labeling job — or reattach to the one an earlier try of this task started.
+    Start a SageMaker job of ``job_kind`` — or reattach to the one an earlier try of this task started — and wait.
 
-    :param config: the ``CreateLabelingJob`` request (templated): a dict, or a JSON string. Its
-        ``LabelingJobName`` is the base name (see :func:`groundtruth.requests.labeling_job_name` for run-scoped
-        names). Integer members rendered as text by Jinja are converted back. The request is checked against
-        botocore's service model before any call. ``Tags`` are kept; the ``airflow:*`` tags are added.
-        :func:`groundtruth.requests.build_create_labeling_job_request` builds one from typed settings.
-    :param wait_for_completion: wait until the job finishes (default). Otherwise return after create/reattach.
-    :param deferrable: wait in the triggerer (default) instead of occupying a worker slot.
-    :param check_interval: seconds between status checks.
-    :param max_wait: how long to wait (``timedelta`` or seconds); default 30 days. Exceeding it fails the task and
-        leaves the job running; re-running the task reattaches to it.
-    :param action_if_job_exists: a job of this name exists but belongs to another run: ``"fail"`` (default),
-        ``"increment"`` (use the next free ``-a<N>`` name) or ``"adopt"``: when the job was made by another run of
-        the same DAG and did not end Failed/Stopped, reattach to it as if it were this task's own (a name that
-        identifies the work, not the run, makes a second run reuse the first one's job); otherwise go on to the next
-        free name as ``"increment"`` does. An adopted job is this task's to wait on and, on kill, to stop.
-    :param restart_failed_job: when this task's own job ended Failed or Stopped, start a fresh attempt
-        ``<name>-a<N>`` instead of failing.
-    :param stop_job_on_kill: stop the job when the task is killed (marked failed/success, SIGTERM, execution timeout)
-        in the synchronous path (``on_kill``) and while deferred (the trigger's ``on_kill``). Clearing a task is not
-        a kill: the cleared task reattaches to the running job.
-    :param max_job_attempts: how many names (``<name>``, ``<name>-a1``, ...) to consider before giving up.
-    :param aws_conn_id: the Airflow AWS connection; its ``endpoint_url`` extra selects the endpoint.
-    :param region_name: AWS region; default from the connection.
-    :param verify: SSL verification.
-    :param botocore_config: botocore client configuration dict (merged over our retry defaults).
+    * Before creating, it walks ``<name>``, ``<name>-a1``, ... through :func:`groundtruth.ownership.resolve_job`:
+      this task's own job → reattach (wait / return / fail with its ``FailureReason``); ``restart_failed_job=True`` →
+      a fresh attempt at the next free name; another run's job → ``action_if_job_exists`` (``"fail"`` |
+      ``"increment"`` | ``"adopt"``: reuse another run's job of the same DAG unless it failed).
+    * ``ResourceInUse`` from the create call (an earlier try created the job and died before recording it, or a
+      timed-out create did succeed) goes through the same ownership check.
+    * Waiting is deferrable (the kind's trigger) or synchronous; both use ``groundtruth.waiting``'s one rule.
+    * Killing the task (marked failed/success, SIGTERM, execution timeout) stops the job, unless the task was only
+      cleared: the next try reattaches. A synchronous wait ends as soon as the kill has stopped the job.
 
-    :return: the job summary (JSON-safe; keys documented in :func:`groundtruth.hooks.summarize_labeling_job`):
-        ``LabelingJobName``, ``LabelingJobArn``, ``LabelingJobStatus``, ``LabelCounters``, ``OutputDatasetS3Uri``,
-        ``FinalActiveLearningModelArn``, ... plus snake_case duplicates such as ``job_name`` and ``final_model_arn``.
+    Parameters (set through :meth:`_init_retry_safe`): ``wait_for_completion``, ``deferrable``, ``check_interval``
+    (seconds between status checks), ``max_wait`` (timedelta or seconds; past it the task fails and the job keeps
+    running), ``action_if_job_exists``, ``restart_failed_job``, ``stop_job_on_kill``, ``max_job_attempts``.
     """
 
-    aws_hook_class = LabelingJobHook
-    template_fields: Sequence[str] = aws_template_fields("config")
-    template_fields_renderers: ClassVar[dict[str, str]] = {"config": "json"}
-    operator_extra_links = (LabelingJobConsoleLink(), LabelingJobOutputLink())
-    ui_color = "#d5f5e3"
+    job_kind: ClassVar[JobKind]
+    trigger_class: ClassVar[type[SageMakerJobTrigger]]
 
     # Seams for tests: time, randomness and the task-state lookup used by on_kill.
     _sleep: Callable[[float], Any] | None = None  # None: real time, cut short when on_kill stops the job
@@ -133,29 +131,25 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
     _rand: Callable[[float, float], float] | None = None
     _ti_state: Callable[..., str | None] = staticmethod(task_instance_state_with_timeout)
 
-    def __init__(
+    def _init_retry_safe(
         self,
         *,
-        config: dict[str, Any] | str,
-        wait_for_completion: bool = True,
-        deferrable: bool = True,
-        check_interval: float = 60,
-        max_wait: timedelta | float = timedelta(days=30),
-        action_if_job_exists: Literal["fail", "increment", "adopt"] = "fail",
-        restart_failed_job: bool = False,
-        stop_job_on_kill: bool = True,
-        max_job_attempts: int = DEFAULT_MAX_JOB_ATTEMPTS,
-        **kwargs: Any,
-    ):
-        super().__init__(**kwargs)
+        wait_for_completion: bool,
+        deferrable: bool,
+        check_interval: float,
+        max_wait: timedelta | float,
+        action_if_job_exists: str,
+        restart_failed_job: bool,
+        stop_job_on_kill: bool,
+        max_job_attempts: int,
+    ) -> None:
         if action_if_job_exists not in ("fail", "increment", "adopt"):
             raise ValueError(
                 f"action_if_job_exists accepts 'fail', 'increment' and 'adopt', not {action_if_job_exists!r} "
-                f"(task {kwargs.get('task_id')!r})"
+                f"(task {self.task_id!r})"
             )
         if check_interval <= 0:
             raise ValueError(f"check_interval must be positive, got {check_interval!r}")
-        self.config = config
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.check_interval = check_interval
@@ -175,6 +169,21 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
             return self.max_wait.total_seconds()
         return float(self.max_wait)
 
+    @property
+    def _noun(self) -> str:
+        return self.job_kind.noun.lower()
+
+    # ------------------------------------------------------------------------------------------ per-kind extensions
+    def _preprocess(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The kind's own preparation of a rendered config (the provider operators' integer fields, roles)."""
+        return config
+
+    def _persist_links(self, context: Context, job_name: str, request: Mapping[str, Any]) -> None:
+        """Extra links of the job (labeling jobs have console and output links)."""
+
+    def _remember(self, description: Mapping[str, Any]) -> None:
+        self._last_description = dict(description)
+
     # ------------------------------------------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
         # Made here, not in __init__: a task object is deep-copied by Airflow and an Event cannot be.
@@ -182,29 +191,21 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         identity = self._identity = TaskIdentity.from_context(context)
         request = self.prepare_request(identity)
         job_name, description = self._start_or_reattach(request, identity)
-
-        persist_labeling_job_links(
-            context,
-            self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            job_name=job_name,
-            s3_output_path=request.get("OutputConfig", {}).get("S3OutputPath"),
-        )
+        self._persist_links(context, job_name, request)
         if description is None:
             description = self._describe(job_name)
-        self._last_description = description
-        self.log.info(progress_message(description))
+        self._remember(description)
+        self.log.info(self.job_kind.progress(description))
 
-        status = description.get("LabelingJobStatus")
-        if status in LABELING_JOB.rule.failure_states:
+        status = self.job_kind.status(description)
+        if status in self.job_kind.failure_states:
             raise self._failure(description)
-        if status in LABELING_JOB.rule.success_states or not self.wait_for_completion:
-            return summarize_labeling_job(description)
+        if status in self.job_kind.success_states or not self.wait_for_completion:
+            return self.job_kind.summarize(description)
 
         if self.deferrable:
             self.defer(
-                trigger=LabelingJobTrigger(
+                trigger=self.trigger_class(
                     job_name=job_name,
                     aws_conn_id=self.aws_conn_id,
                     region_name=self.region_name,
@@ -219,7 +220,8 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
                 timeout=timedelta(seconds=self.max_wait_seconds) + timedelta(hours=1),
             )
 
-        final = self.hook.wait_for_labeling_job(
+        final = self.hook.wait_for_job(
+            self.job_kind,
             job_name,
             check_interval=self.check_interval,
             max_wait=self.max_wait_seconds,
@@ -232,14 +234,17 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         self._job_name = (event or {}).get("job_name")
-        description = job_from_event(event, task_id=self.task_id, describe=self._describe, failure=self._failure)
-        self._last_description = description
-        self.log.info(progress_message(description))
+        description = job_from_event(
+            event, task_id=self.task_id, describe=self._describe, failure=self._failure, noun=self.job_kind.noun
+        )
+        self._remember(description)
+        self.log.info(self.job_kind.progress(description))
         return self._finish(description)
 
     # ------------------------------------------------------------------------------------------------------ request
     def prepare_request(self, identity: TaskIdentity) -> dict[str, Any]:
         """The rendered ``config`` as a validated request, with integers restored and ``airflow:*`` tags merged."""
+        api = self.job_kind.create_api
         config = self.config
         if isinstance(config, str):
             try:
@@ -248,12 +253,12 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
                 raise AirflowFailException(f"Task {self.task_id}: config is not a JSON object: {error}") from error
         if not isinstance(config, Mapping):
             raise AirflowFailException(
-                f"Task {self.task_id}: config must be a CreateLabelingJob request dict, got {type(config).__name__}"
+                f"Task {self.task_id}: config must be a {api} request dict, got {type(config).__name__}"
             )
-        request = coerce_request_types(config)
+        request = coerce_request_types(self._preprocess(dict(config)), api)
         request["Tags"] = merge_tags(request.get("Tags"), identity.tags())
         try:
-            validate_request(request)
+            validate_request(request, api)
         except RequestValidationError as error:
             # A bad request fails the same way on every retry: fail now, without retries.
             raise AirflowFailException(f"Task {self.task_id}: {error}") from error
@@ -261,24 +266,26 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
 
     # ------------------------------------------------------------------------------------------ create or reattach
     def _start_or_reattach(self, request: dict[str, Any], identity: TaskIdentity) -> tuple[str, dict | None]:
-        base_name = request["LabelingJobName"]
+        kind = self.job_kind
+        base_name = request[kind.name_param]
         for _ in range(3):  # a create can lose the race at most a couple of times before the name settles
             resolution = self._resolve(base_name, identity)
             # Recorded before any create, so on_kill can stop the job even if we die right after creating it.
             self._job_name = resolution.job_name
             if resolution.action != "create":
                 self.log.info(
-                    "Reattaching to labeling job %s (%s), started earlier by %s",
+                    "Reattaching to %s %s (%s), started earlier by %s",
+                    self._noun,
                     resolution.job_name,
-                    (resolution.description or {}).get("LabelingJobStatus"),
+                    kind.status(resolution.description or {}),
                     identity,
                 )
                 return resolution.job_name, resolution.description
-            attempt_request = {**request, "LabelingJobName": resolution.job_name}
+            attempt_request = {**request, kind.name_param: resolution.job_name}
             try:
                 response = self.hook.retry_transient(
-                    lambda r=attempt_request: self.hook.create_labeling_job(r),
-                    what=f"Creating labeling job {resolution.job_name}",
+                    lambda r=attempt_request: self.hook.create_job(kind, r),
+                    what=f"Creating {self._noun} {resolution.job_name}",
                     sleep=self._pause,
                     rand=self._rand,
                 )
@@ -286,35 +293,37 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
                 if error_code(error) != "ResourceInUse":
                     raise
                 self.log.warning(
-                    "Labeling job %s already exists although it did not a moment ago (an earlier try that crashed, "
+                    "%s %s already exists although it did not a moment ago (an earlier try that crashed, "
                     "or a create that timed out but succeeded); checking whose it is",
+                    kind.noun,
                     resolution.job_name,
                 )
                 continue
-            self.log.info("Created labeling job %s: %s", resolution.job_name, response.get("LabelingJobArn"))
+            self.log.info("Created %s %s: %s", self._noun, resolution.job_name, response.get(kind.arn_key))
             return resolution.job_name, None
         raise AirflowException(
-            f"Labeling job {base_name}: the name kept appearing between describe and create; giving up after 3 rounds"
+            f"{kind.noun} {base_name}: the name kept appearing between describe and create; giving up after 3 rounds"
         )
 
     def _resolve(self, base_name: str, identity: TaskIdentity) -> Resolution:
         """Walk ``<name>``, ``<name>-a1``, ... (:func:`groundtruth.ownership.resolve_job`)."""
-
+        kind = self.job_kind
         try:
             resolution = resolve_job(
                 (with_attempt_suffix(base_name, k) for k in range(self.max_job_attempts)),
-                functools.partial(self.hook.find_job_with_tags, sleep=self._pause, rand=self._rand),
+                functools.partial(self.hook.find_with_tags, kind, sleep=self._pause, rand=self._rand),
                 identity,
-                failed_states=LABELING_JOB.rule.failure_states,
+                failed_states=kind.failure_states,
                 action_if_job_exists=self.action_if_job_exists,
                 restart_failed_job=self.restart_failed_job,
+                status_key=kind.status_key,
             )
         except JobNameTaken as taken:
             raise AirflowFailException(str(taken)) from None
         except JobNamesExhausted:
             raise AirflowException(
-                f"All {self.max_job_attempts} candidate names for labeling job {base_name} are taken "
-                "(raise max_job_attempts or choose another LabelingJobName)"
+                f"All {self.max_job_attempts} candidate names for {self._noun} {base_name} are taken "
+                f"(raise max_job_attempts or choose another {kind.name_param})"
             ) from None
         for note in resolution.notes:
             self.log.info(note)
@@ -323,22 +332,25 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
     # ------------------------------------------------------------------------------------------------------ helpers
     def _describe(self, job_name: str) -> dict[str, Any]:
         return self.hook.retry_transient(
-            lambda: self.hook.describe_labeling_job(job_name),
-            what=f"Describing labeling job {job_name}",
+            lambda: self.hook.describe_job(self.job_kind, job_name),
+            what=f"Describing {self._noun} {job_name}",
             sleep=self._pause,
             rand=self._rand,
         )
 
     def _finish(self, description: Mapping[str, Any]) -> dict[str, Any]:
-        status = description.get("LabelingJobStatus")
-        if status in LABELING_JOB.rule.success_states:
-            return summarize_labeling_job(description)
-        if status in LABELING_JOB.rule.failure_states:
+        kind = self.job_kind
+        status = kind.status(description)
+        if status in kind.success_states:
+            return kind.summarize(description)
+        if status in kind.failure_states:
             raise self._failure(description)
-        raise AirflowException(f"Labeling job {description.get('LabelingJobName')} is {status}, not finished")
+        raise AirflowException(f"{kind.noun} {description.get(kind.name_param)} is {status}, not finished")
 
     def _failure(self, description: Mapping[str, Any]) -> AirflowException:
-        message = LABELING_JOB.failure_message(str(description.get("LabelingJobName")), description)
+        if self._kill_note is not None:  # the job ended because this task was killed: say that, not "Stopped"
+            return AirflowException(self._kill_note)
+        message = self.job_kind.failure_message(str(description.get(self.job_kind.name_param)), description)
         if self.restart_failed_job:
             return AirflowException(f"{message}. The next try starts a fresh attempt (restart_failed_job=True).")
         # Retrying would only find the same failed job again, so do not spend retries on it.
@@ -373,22 +385,108 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
         )
         if not kill_should_stop_job(state, in_triggerer=False):
             self.log.info(
-                "Task instance is now %s (cleared), so the next try reattaches: leaving labeling job %s running",
+                "Task instance is now %s (cleared), so the next try reattaches: leaving %s %s running",
                 state,
+                self._noun,
                 job_name,
             )
             return
-        self.log.info("Task killed (task instance state %s): stopping labeling job %s", state, job_name)
+        self.log.info("Task killed (task instance state %s): stopping %s %s", state, self._noun, job_name)
         try:
-            self.hook.stop_labeling_job(job_name)
+            self.hook.stop_job(self.job_kind, job_name)
         except (ClientError, BotoCoreError):
-            self.log.exception("Could not stop labeling job %s; stop it in the SageMaker console", job_name)
-            self._kill_note = f"killed: labeling job {job_name} could not be stopped; stop it in the SageMaker console"
+            self.log.exception("Could not stop %s %s; stop it in the SageMaker console", self._noun, job_name)
+            self._kill_note = f"killed: {self._noun} {job_name} could not be stopped; stop it in the SageMaker console"
         else:
-            self._kill_note = f"killed: labeling job {job_name} stopped"
+            self._kill_note = f"killed: {self._noun} {job_name} stopped"
         killed = getattr(self, "_killed", None)
         if killed is not None:
             killed.set()  # wakes a synchronous wait at once
+
+
+_RETRY_SAFE_PARAMS = """
+    :param wait_for_completion: wait until the job finishes (default). Otherwise return after create/reattach.
+    :param deferrable: wait in the triggerer (default) instead of occupying a worker slot.
+    :param check_interval: seconds between status checks.
+    :param max_wait: how long to wait (``timedelta`` or seconds); default 30 days. Exceeding it fails the task and
+        leaves the job running; re-running the task reattaches to it.
+    :param action_if_job_exists: a job of this name exists but belongs to another run: ``"fail"`` (default),
+        ``"increment"`` (use the next free ``-a<N>`` name) or ``"adopt"``: when the job was made by another run of
+        the same DAG and did not fail, reattach to it as if it were this task's own (a name that identifies the
+        work, not the run, makes a second run reuse the first one's job); otherwise the next free name.
+    :param restart_failed_job: when this task's own job failed (or stopped), start a fresh attempt ``<name>-a<N>``
+        instead of failing.
+    :param stop_job_on_kill: stop the job when the task is killed, in the synchronous path (``on_kill``) and while
+        deferred (the trigger's ``on_kill``). Clearing a task is not a kill: the cleared task reattaches.
+    :param max_job_attempts: how many names (``<name>``, ``<name>-a1``, ...) to consider before giving up.
+"""
+
+
+class CreateLabelingJobOperator(RetrySafeJobMixin, AwsBaseOperator[LabelingJobHook]):
+    """
+    Create a SageMaker Ground Truth labeling job — or reattach to the one an earlier try of this task started.
+
+    :param config: the ``CreateLabelingJob`` request (templated): a dict, or a JSON string. Its
+        ``LabelingJobName`` is the base name (see :func:`groundtruth.requests.labeling_job_name` for run-scoped
+        names). Integer members rendered as text by Jinja are converted back. The request is checked against
+        botocore's service model before any call. ``Tags`` are kept; the ``airflow:*`` tags are added.
+        :func:`groundtruth.requests.build_create_labeling_job_request` builds one from typed settings.
+    {retry_safe_params}
+    :param aws_conn_id: the Airflow AWS connection; its ``endpoint_url`` extra selects the endpoint.
+    :param region_name: AWS region; default from the connection.
+    :param verify: SSL verification.
+    :param botocore_config: botocore client configuration dict (merged over our retry defaults).
+
+    :return: the job summary (JSON-safe; keys documented in
+        :func:`groundtruth.descriptions.summarize_labeling_job`): ``LabelingJobName``, ``LabelingJobArn``,
+        ``LabelingJobStatus``, ``LabelCounters``, ``OutputDatasetS3Uri``, ``FinalActiveLearningModelArn``, ... plus
+        snake_case duplicates such as ``job_name`` and ``final_model_arn``.
+    """
+
+    job_kind = LABELING_JOB
+    trigger_class = LabelingJobTrigger
+    aws_hook_class = LabelingJobHook
+    template_fields: Sequence[str] = aws_template_fields("config")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"config": "json"}
+    operator_extra_links = (LabelingJobConsoleLink(), LabelingJobOutputLink())
+    ui_color = "#d5f5e3"
+
+    def __init__(
+        self,
+        *,
+        config: dict[str, Any] | str,
+        wait_for_completion: bool = True,
+        deferrable: bool = True,
+        check_interval: float = 60,
+        max_wait: timedelta | float = timedelta(days=30),
+        action_if_job_exists: Literal["fail", "increment", "adopt"] = "fail",
+        restart_failed_job: bool = False,
+        stop_job_on_kill: bool = True,
+        max_job_attempts: int = DEFAULT_MAX_JOB_ATTEMPTS,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.config = config
+        self._init_retry_safe(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            check_interval=check_interval,
+            max_wait=max_wait,
+            action_if_job_exists=action_if_job_exists,
+            restart_failed_job=restart_failed_job,
+            stop_job_on_kill=stop_job_on_kill,
+            max_job_attempts=max_job_attempts,
+        )
+
+    def _persist_links(self, context: Context, job_name: str, request: Mapping[str, Any]) -> None:
+        persist_labeling_job_links(
+            context,
+            self,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            job_name=job_name,
+            s3_output_path=request.get("OutputConfig", {}).get("S3OutputPath"),
+        )
 
     # -------------------------------------------------------------------------------------------------- openlineage
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -403,6 +501,175 @@ class CreateLabelingJobOperator(AwsBaseOperator[LabelingJobHook]):
             inputs=[Dataset(namespace=namespace, name=name) for namespace, name in inputs],
             outputs=[Dataset(namespace=namespace, name=name) for namespace, name in outputs],
         )
+
+
+class CreateTrainingJobOperator(RetrySafeJobMixin, SageMakerTrainingOperator):
+    """
+    The provider's ``SageMakerTrainingOperator`` (templating, integer fields, role expansion, lineage), retry-safe:
+    a retried or cleared task reattaches to its training job instead of starting a second one under a timestamped
+    name, and a kill stops the job. ``config`` is a ``CreateTrainingJob`` request; its ``TrainingJobName`` is the
+    base name (:func:`groundtruth.requests.labeling_job_name` makes run-scoped names).
+    {retry_safe_params}
+    :return: :func:`groundtruth.descriptions.summarize_training_job` of the completed job (``model_data_url``,
+        ``metrics``, ...).
+    """
+
+    job_kind = TRAINING_JOB
+    trigger_class = TrainingJobTrigger
+    aws_hook_class = SageMakerJobHook
+
+    def __init__(
+        self,
+        *,
+        config: dict[str, Any],
+        wait_for_completion: bool = True,
+        deferrable: bool = True,
+        check_interval: float = 60,
+        max_wait: timedelta | float = timedelta(days=30),
+        action_if_job_exists: Literal["fail", "increment", "adopt"] = "fail",
+        restart_failed_job: bool = False,
+        stop_job_on_kill: bool = True,
+        max_job_attempts: int = DEFAULT_MAX_JOB_ATTEMPTS,
+        **kwargs: Any,
+    ):
+        # The provider's own existence check renames or fails; ours replaces it.
+        super().__init__(config=config, check_if_job_exists=False, print_log=False, **kwargs)
+        self._init_retry_safe(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            check_interval=check_interval,
+            max_wait=max_wait,
+            action_if_job_exists=action_if_job_exists,
+            restart_failed_job=restart_failed_job,
+            stop_job_on_kill=stop_job_on_kill,
+            max_job_attempts=max_job_attempts,
+        )
+
+    def _preprocess(self, config: dict[str, Any]) -> dict[str, Any]:
+        self.config = config
+        self.preprocess_config()
+        return self.config
+
+    def _remember(self, description: Mapping[str, Any]) -> None:
+        super()._remember(description)
+        self.serialized_training_data = json_safe(dict(description))  # what the provider's lineage reads
+
+
+class CreateTransformJobOperator(RetrySafeJobMixin, SageMakerTransformOperator):
+    """
+    The provider's ``SageMakerTransformOperator`` for a plain ``CreateTransformJob`` request (create the model
+    first with :class:`CreateModelOperator`), retry-safe: a retried or cleared task reattaches to its transform job
+    instead of starting a second one, and a kill stops the job.
+    {retry_safe_params}
+    :return: :func:`groundtruth.descriptions.summarize_transform_job` of the completed job (``output_uri``, ...).
+    """
+
+    job_kind = TRANSFORM_JOB
+    trigger_class = TransformJobTrigger
+    aws_hook_class = SageMakerJobHook
+
+    def __init__(
+        self,
+        *,
+        config: dict[str, Any],
+        wait_for_completion: bool = True,
+        deferrable: bool = True,
+        check_interval: float = 60,
+        max_wait: timedelta | float = timedelta(days=30),
+        action_if_job_exists: Literal["fail", "increment", "adopt"] = "fail",
+        restart_failed_job: bool = False,
+        stop_job_on_kill: bool = True,
+        max_job_attempts: int = DEFAULT_MAX_JOB_ATTEMPTS,
+        **kwargs: Any,
+    ):
+        super().__init__(config=config, check_if_job_exists=False, check_if_model_exists=False, **kwargs)
+        self._init_retry_safe(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            check_interval=check_interval,
+            max_wait=max_wait,
+            action_if_job_exists=action_if_job_exists,
+            restart_failed_job=restart_failed_job,
+            stop_job_on_kill=stop_job_on_kill,
+            max_job_attempts=max_job_attempts,
+        )
+
+    def _preprocess(self, config: dict[str, Any]) -> dict[str, Any]:
+        if "Transform" in config or "Model" in config:
+            raise AirflowFailException(
+                f"Task {self.task_id}: pass a plain CreateTransformJob request; create the model with "
+                "CreateModelOperator (a retried model step must not create a second model either)"
+            )
+        self.config = config
+        self.preprocess_config()
+        return self.config
+
+    def _remember(self, description: Mapping[str, Any]) -> None:
+        super()._remember(description)
+        self.serialized_transform = json_safe(dict(description))  # what the provider's lineage reads
+
+
+class CreateModelOperator(SageMakerModelOperator):
+    """
+    The provider's ``SageMakerModelOperator``, retry-safe: a model of this name made by this task (its ownership
+    tags say so) is reused; one made by anyone else fails the task; otherwise the model is created with the tags.
+    A model costs nothing until used, so there is no wait and nothing to stop.
+
+    :return: ``{"ModelName", "ModelArn", "PrimaryContainer", "created": bool}``.
+    """
+
+    aws_hook_class = SageMakerJobHook
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        identity = TaskIdentity.from_context(context)
+        self.preprocess_config()
+        request = coerce_request_types(dict(self.config), "CreateModel")
+        request["Tags"] = merge_tags(request.get("Tags"), identity.tags())
+        try:
+            validate_request(request, "CreateModel")
+        except RequestValidationError as error:
+            raise AirflowFailException(f"Task {self.task_id}: {error}") from error
+        name = request["ModelName"]
+        for _ in range(3):  # a create can lose the race to an earlier try that is still running
+            existing = self._find(name)
+            if existing is not None:
+                description, tags = existing
+                if not identity.owns(tags):
+                    raise AirflowFailException(
+                        f"A model named {name} already exists and belongs to {describe_owner(tags)}, not to this task "
+                        f"({identity}); use a run-scoped ModelName"
+                    )
+                self.log.info("Reusing model %s, created earlier by this task", name)
+                return self._result(description, created=False)
+            try:
+                self.hook.retry_transient(lambda: self.hook.conn.create_model(**request), what=f"Creating model {name}")
+            except ClientError as error:
+                if error_code(error) not in ("ResourceInUse", "ValidationException") or "exist" not in str(error):
+                    raise
+                continue
+            self.log.info("Created model %s", name)
+            return self._result(self.hook.conn.describe_model(ModelName=name), created=True)
+        raise AirflowException(f"Model {name}: the name kept appearing between describe and create")
+
+    def _find(self, name: str) -> tuple[dict[str, Any], dict[str, str]] | None:
+        from groundtruth.aws_errors import is_not_found_error
+
+        try:
+            description = self.hook.conn.describe_model(ModelName=name)
+        except ClientError as error:
+            if is_not_found_error(error):
+                return None
+            raise
+        return description, self.hook.list_tags(description["ModelArn"])
+
+    @staticmethod
+    def _result(description: Mapping[str, Any], *, created: bool) -> dict[str, Any]:
+        keys = ("ModelName", "ModelArn", "PrimaryContainer", "ExecutionRoleArn", "CreationTime")
+        return json_safe({**{k: description[k] for k in keys if k in description}, "created": created})
+
+
+for _operator in (CreateLabelingJobOperator, CreateTrainingJobOperator, CreateTransformJobOperator):
+    _operator.__doc__ = (_operator.__doc__ or "").replace("    {retry_safe_params}\n", _RETRY_SAFE_PARAMS.lstrip("\n"))
 
 
 class ExperimentReportOperator(AwsBaseOperator[LabelingJobHook]):

@@ -11,10 +11,11 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, PokeReturnValue
 from botocore.exceptions import BotoCoreError, ClientError
 
-from groundtruth.hooks import LABELING_JOB, LabelingJobHook, summarize_labeling_job
+from groundtruth.descriptions import summarize_labeling_job
+from groundtruth.hooks import LabelingJobHook
 from groundtruth.links import LabelingJobConsoleLink, LabelingJobOutputLink, persist_labeling_job_links
 from groundtruth.triggers import LabelingJobTrigger, job_from_event
-from groundtruth.waiting import THIRTY_DAYS, JobWait
+from groundtruth.waiting import LABELING_JOB, THIRTY_DAYS, JobWait
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -21,8 +21,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 from botocore.exceptions import BotoCoreError, ClientError
 
-from groundtruth.hooks import LABELING_JOB, LabelingJobHook, description_subset
-from groundtruth.waiting import THIRTY_DAYS, JobWait
+from groundtruth.hooks import SageMakerJobHook
+from groundtruth.waiting import LABELING_JOB, THIRTY_DAYS, TRAINING_JOB, TRANSFORM_JOB, JobKind, JobWait
 
 # --------------------------------------------------------------------------------------------------------------------
 # What a kill means for the job: decided from the task instance's state at the time of the kill.
@@ -88,14 +88,14 @@ def task_instance_state_with_timeout(
     return result[0] if not thread.is_alive() else UNKNOWN_STATE
 
 
-class LabelingJobTrigger(BaseTrigger):
+class SageMakerJobTrigger(BaseTrigger):
     """
-    Wait for a labeling job to finish, without blocking the triggerer's event loop.
+    Wait for a SageMaker job of the subclass's ``job_kind`` to finish, without blocking the triggerer's event loop.
 
     Events: ``{"status": "success" | "failed" | "timeout" | "error", "job_name": ..., "message": ...,
-    "description": <JSON-safe subset of DescribeLabelingJob, or None>}``.
+    "description": <the kind's JSON-safe event subset of the description, or None>}``.
 
-    :param job_name: the labeling job to watch.
+    :param job_name: the job to watch.
     :param aws_conn_id: Airflow AWS connection (its ``endpoint_url`` extra is honoured).
     :param region_name: AWS region; default from the connection.
     :param verify: SSL verification for the client.
@@ -106,6 +106,8 @@ class LabelingJobTrigger(BaseTrigger):
     :param deadline: absolute POSIX time after which to give up (overrides ``max_wait``).
     :param stop_on_cancel: stop the job when the task is killed while deferred (see :meth:`on_kill`).
     """
+
+    job_kind: JobKind = LABELING_JOB  # each subclass watches one kind of job
 
     # Seams for tests: no real sleeping, no wall clock, no randomness.
     _sleep: Callable[[float], Any] = staticmethod(asyncio.sleep)
@@ -152,8 +154,8 @@ class LabelingJobTrigger(BaseTrigger):
             },
         )
 
-    def hook(self) -> LabelingJobHook:
-        return LabelingJobHook(
+    def hook(self) -> SageMakerJobHook:
+        return SageMakerJobHook(
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
             verify=self.verify,
@@ -166,14 +168,14 @@ class LabelingJobTrigger(BaseTrigger):
                 "status": status,
                 "job_name": self.job_name,
                 "message": message,
-                "description": description_subset(description) if description else None,
+                "description": self.job_kind.event_subset(description) if description else None,
             }
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
         wait = JobWait(
-            LABELING_JOB,
+            self.job_kind,
             self.job_name,
             poll_interval=self.poke_interval,
             deadline=self.deadline,
@@ -184,7 +186,7 @@ class LabelingJobTrigger(BaseTrigger):
         async with await hook.get_async_conn() as client:
             while True:
                 try:
-                    step = wait.observe(await hook.describe_job_async(LABELING_JOB, self.job_name, client=client))
+                    step = wait.observe(await hook.describe_job_async(self.job_kind, self.job_name, client=client))
                 except (ClientError, BotoCoreError) as error:
                     step = wait.observe_error(error)
                 if step.result is not None:
@@ -211,15 +213,36 @@ class LabelingJobTrigger(BaseTrigger):
         if not self.stop_on_cancel:
             return
         state = await self._current_task_state()
+        noun = self.job_kind.noun.lower()
         if not kill_should_stop_job(state, in_triggerer=True):
             self.log.info(
-                "Task instance is now %s, so it will run again and reattach: leaving labeling job %s running",
+                "Task instance is now %s, so it will run again and reattach: leaving %s %s running",
                 state,
+                noun,
                 self.job_name,
             )
             return
-        self.log.info("Task was killed (task instance state %s): stopping labeling job %s", state, self.job_name)
-        await self.hook().stop_labeling_job_async(self.job_name)
+        self.log.info("Task was killed (task instance state %s): stopping %s %s", state, noun, self.job_name)
+        await self.hook().stop_job_async(self.job_kind, self.job_name)
+
+
+class LabelingJobTrigger(SageMakerJobTrigger):
+    """Wait for a labeling job (events carry the JSON-safe subset of DescribeLabelingJob)."""
+
+    job_kind = LABELING_JOB
+
+
+class TrainingJobTrigger(SageMakerJobTrigger):
+    """Wait for a training job; unlike the provider's trigger it reattaches-safe stops on kill and never counts
+    attempts (an absolute deadline survives triggerer restarts)."""
+
+    job_kind = TRAINING_JOB
+
+
+class TransformJobTrigger(SageMakerJobTrigger):
+    """Wait for a batch-transform job."""
+
+    job_kind = TRANSFORM_JOB
 
 
 def job_from_event(
@@ -228,14 +251,15 @@ def job_from_event(
     task_id: str,
     describe: Callable[[str], dict[str, Any]],
     failure: Callable[[dict[str, Any]], Exception],
+    noun: str = "Labeling job",
 ) -> dict[str, Any]:
-    """What a task resumed from :class:`LabelingJobTrigger` makes of its event: the completed job's description
+    """What a task resumed from a :class:`SageMakerJobTrigger` makes of its event: the completed job's description
     (described again when the event carries none), or the exception to raise — ``failure(description)`` for a job
     that ended Failed/Stopped, a timeout that leaves the job running, or the error the trigger met."""
     from groundtruth.hooks import LabelingJobWaitTimeout
 
     if not event:
-        raise AirflowException(f"Task {task_id}: the labeling-job trigger ended without an event")
+        raise AirflowException(f"Task {task_id}: the {noun.lower()} trigger ended without an event")
     job_name = event.get("job_name")
     status = event.get("status")
     description = event.get("description")
@@ -244,5 +268,5 @@ def job_from_event(
     if status == "failed" and description:
         raise failure(description)
     if status == "timeout":
-        raise LabelingJobWaitTimeout(event.get("message") or f"Labeling job {job_name} did not finish in time")
-    raise AirflowException(f"Error while waiting for labeling job {job_name}: {event.get('message')}")
+        raise LabelingJobWaitTimeout(event.get("message") or f"{noun} {job_name} did not finish in time")
+    raise AirflowException(f"Error while waiting for {noun.lower()} {job_name}: {event.get('message')}")

@@ -27,6 +27,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.waiter import SingleWaiterConfig, WaiterModel
 
 from groundtruth.aws_errors import backoff_delay, is_not_found_error, is_transient_error
+from groundtruth.descriptions import (
+    description_subset,
+    progress_message,
+    summarize_labeling_job,
+    summarize_training_job,
+    summarize_transform_job,
+)
 
 WAITERS_DIR = Path(__file__).parent / "waiters"
 THIRTY_DAYS = 30 * 24 * 3600.0  # the longest a labeling job can run
@@ -77,25 +84,51 @@ def _waiter_config(source: str, waiter_name: str) -> SingleWaiterConfig:
         return WaiterModel(json.loads(path.read_text())).get_waiter(waiter_name)
     import botocore.session
 
-    return WaiterModel(botocore.session.get_session().get_waiter_model(source)._waiter_config).get_waiter(waiter_name)
+    return botocore.session.get_session().get_waiter_model(source).get_waiter(waiter_name)
 
 
 @dataclass(frozen=True)
 class JobKind:
-    """How to describe one kind of SageMaker job and what its answers mean."""
+    """One kind of SageMaker job: its API calls, its names, what its statuses mean and how it is summarized."""
 
     noun: str  # "Labeling job"
-    describe_operation: str  # the boto3 / aiobotocore client method
-    stop_operation: str
+    create_api: str  # "CreateLabelingJob": the operation requests are validated against
     name_param: str  # "LabelingJobName"
+    arn_key: str  # "LabelingJobArn"
     status_key: str  # "LabelingJobStatus"
     waiter_source: str  # our waiters/<source>.json, else a botocore service name
     waiter_name: str
     progress: Callable[[Mapping[str, Any]], str] = field(compare=False)
+    summarize: Callable[[Mapping[str, Any]], dict[str, Any]] = field(compare=False)
+    # The part of a description a trigger event carries (small, JSON-safe).
+    event_subset: Callable[[Mapping[str, Any]], dict[str, Any]] = field(compare=False)
+    # Terminal statuses that leave nothing usable although the waiter calls them a success (botocore's training and
+    # transform waiters end "successfully" on Stopped).
+    unusable_states: frozenset[str] = frozenset()
+
+    @property
+    def create_operation(self) -> str:
+        return _snake(self.create_api)
+
+    @property
+    def describe_operation(self) -> str:
+        return _snake(self.create_api.replace("Create", "Describe", 1))
+
+    @property
+    def stop_operation(self) -> str:
+        return _snake(self.create_api.replace("Create", "Stop", 1))
 
     @cached_property
     def rule(self) -> StatusRule:
         return StatusRule(_waiter_config(self.waiter_source, self.waiter_name), self.status_key)
+
+    @property
+    def success_states(self) -> frozenset[str]:
+        return self.rule.success_states - self.unusable_states
+
+    @property
+    def failure_states(self) -> frozenset[str]:
+        return self.rule.failure_states | self.unusable_states
 
     def status(self, description: Mapping[str, Any]) -> str | None:
         return description.get(self.status_key)
@@ -105,35 +138,58 @@ class JobKind:
         return f"{self.noun} {job_name} ended with status {self.status(description)}: {reason}"
 
 
-def _generic_progress(kind_noun: str, status_key: str) -> Callable[[Mapping[str, Any]], str]:
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def _generic_progress(kind_noun: str, name_key: str, status_key: str) -> Callable[[Mapping[str, Any]], str]:
     def progress(description: Mapping[str, Any]) -> str:
         secondary = description.get("SecondaryStatus")
         extra = f" ({secondary})" if secondary and secondary != description.get(status_key) else ""
-        return f"{kind_noun} is {description.get(status_key)}{extra}"
+        return f"{kind_noun} {description.get(name_key)} is {description.get(status_key)}{extra}"
 
     return progress
 
 
+LABELING_JOB = JobKind(
+    noun="Labeling job",
+    create_api="CreateLabelingJob",
+    name_param="LabelingJobName",
+    arn_key="LabelingJobArn",
+    status_key="LabelingJobStatus",
+    waiter_source="labeling_job",
+    waiter_name="LabelingJobComplete",
+    progress=progress_message,
+    summarize=summarize_labeling_job,
+    event_subset=description_subset,
+)
 TRAINING_JOB = JobKind(
     noun="Training job",
-    describe_operation="describe_training_job",
-    stop_operation="stop_training_job",
+    create_api="CreateTrainingJob",
     name_param="TrainingJobName",
+    arn_key="TrainingJobArn",
     status_key="TrainingJobStatus",
     waiter_source="sagemaker",
     waiter_name="TrainingJobCompletedOrStopped",
-    progress=_generic_progress("Training job", "TrainingJobStatus"),
+    progress=_generic_progress("Training job", "TrainingJobName", "TrainingJobStatus"),
+    summarize=summarize_training_job,
+    event_subset=summarize_training_job,
+    unusable_states=frozenset({"Stopped"}),
 )
 TRANSFORM_JOB = JobKind(
     noun="Transform job",
-    describe_operation="describe_transform_job",
-    stop_operation="stop_transform_job",
+    create_api="CreateTransformJob",
     name_param="TransformJobName",
+    arn_key="TransformJobArn",
     status_key="TransformJobStatus",
     waiter_source="sagemaker",
     waiter_name="TransformJobCompletedOrStopped",
-    progress=_generic_progress("Transform job", "TransformJobStatus"),
+    progress=_generic_progress("Transform job", "TransformJobName", "TransformJobStatus"),
+    summarize=summarize_transform_job,
+    event_subset=summarize_transform_job,
+    unusable_states=frozenset({"Stopped"}),
 )
+JOB_KINDS = {kind.create_api: kind for kind in (LABELING_JOB, TRAINING_JOB, TRANSFORM_JOB)}
 
 
 @dataclass(frozen=True)
@@ -187,6 +243,8 @@ class JobWait:
         self.last = dict(description)
         self.log.info(self.kind.progress(description))
         outcome = self.kind.rule.status_outcome(description)
+        if self.kind.status(description) in self.kind.unusable_states:
+            outcome = "failure"
         if outcome == "success":
             return Step(WaitResult("success", f"{self.kind.noun} {self.job_name} completed", self.last))
         if outcome == "failure":

@@ -1,4 +1,4 @@
-"""The four labeling-job operations over the wire: validation, errors, lifecycle, listing, tags, failures, CLI."""
+"""The labeling-job operations over the wire: validation, errors, lifecycle, listing, tags, failures, CLI."""
 
 from __future__ import annotations
 

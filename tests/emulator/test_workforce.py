@@ -104,3 +104,58 @@ def test_consolidated_labels_are_close_to_the_truth(birds):
     rng = np.random.default_rng(7)
     scores = [image_miou(consolidate(worker_answers(ref, 3, rng)), ref.bird_boxes_px()) for ref in birds]
     assert 0.7 < np.mean(scores) < 0.97
+
+
+# -- classification ---------------------------------------------------------------------------------------------------
+def _classify(n_items: int, workers: int, seed: int, n_classes: int = 4):
+    from emulator.sim.workforce import class_answers, classification_crowd, consolidate_classes, item_difficulty
+
+    rng = np.random.default_rng(seed)
+    crowd = classification_crowd(rng, "public.us-east-1")
+    truth = rng.integers(n_classes, size=n_items)
+    batch, people = [], []
+    for t in truth:
+        chosen = [crowd[i] for i in rng.choice(len(crowd), size=workers, replace=False)]
+        answers = class_answers(int(t), n_classes, chosen, item_difficulty(rng), rng)
+        batch.append([(w.worker_id, c) for w, c in zip(chosen, answers, strict=True)])
+        people.append(chosen)
+    consolidated, evidence = consolidate_classes(batch, n_classes)
+    return truth, batch, people, consolidated, evidence, crowd
+
+
+def test_neighbouring_classes_are_the_likelier_confusions():
+    from emulator.sim.workforce import confusion_row
+
+    row = confusion_row(1, 4)
+    assert row[1] == 0 and row.sum() == pytest.approx(1.0)
+    assert row[0] == row[2] > row[3]
+
+
+def test_the_crowd_has_a_few_careless_workers():
+    from emulator.sim.workforce import CARELESS_SHARE, classification_crowd
+
+    crowd = classification_crowd(np.random.default_rng(0), "public.us-east-1")
+    careless = [w for w in crowd if w.careless]
+    assert len(careless) == round(len(crowd) * CARELESS_SHARE) > 0
+    assert max(w.skill for w in careless) < min(w.skill for w in crowd if not w.careless)
+    assert len({w.worker_id for w in crowd}) == len(crowd)
+
+
+def test_consolidating_three_workers_beats_one_and_confidence_tracks_agreement():
+    truth, batch, _, consolidated, _, _ = _classify(1500, 3, seed=3)
+    single = np.mean([item[0][1] == t for item, t in zip(batch, truth, strict=True)])
+    right = np.array([c == t for (c, _), t in zip(consolidated, truth, strict=True)])
+    confidence = np.array([conf for _, conf in consolidated])
+    assert 0.8 < single < 0.95  # people err
+    assert right.mean() >= 0.95 > single
+    unanimous = np.array([len({c for _, c in item}) == 1 for item in batch])
+    assert confidence[unanimous].mean() > confidence[~unanimous].mean()
+    assert right[confidence >= 0.9].mean() > right[confidence < 0.9].mean()
+
+
+def test_careless_workers_earn_less_trust():
+    _, _, _, _, evidence, crowd = _classify(1500, 3, seed=4)
+    agreement = {w: agreed / seen for w, (agreed, seen) in evidence.items()}
+    careless = [agreement[w.worker_id] for w in crowd if w.careless and w.worker_id in agreement]
+    careful = [agreement[w.worker_id] for w in crowd if not w.careless and w.worker_id in agreement]
+    assert careless and np.mean(careless) < np.mean(careful) - 0.15

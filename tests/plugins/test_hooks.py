@@ -8,14 +8,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, WaiterError
 
 from groundtruth.aws_errors import backoff_delay, is_not_found_error, is_transient_error
-from groundtruth.hooks import (
-    LabelingJobHook,
-    LabelingJobWaitTimeout,
-    percent_done,
-    pooled_client,
-    progress_message,
-    summarize_labeling_job,
-)
+from groundtruth.descriptions import percent_done, progress_message, summarize_labeling_job
+from groundtruth.hooks import LabelingJobHook, LabelingJobWaitTimeout, pooled_client
 from tests.plugins.fakes import (
     JOB_NAME,
     REGION,
