@@ -233,8 +233,8 @@ class LabelingJobTrigger(SageMakerJobTrigger):
 
 
 class TrainingJobTrigger(SageMakerJobTrigger):
-    """Wait for a training job; unlike the provider's trigger it reattaches-safe stops on kill and never counts
-    attempts (an absolute deadline survives triggerer restarts)."""
+    """Wait for a training job. Unlike the provider's trigger it stops the job when the task is killed (not when
+    cleared) and keeps an absolute deadline instead of counting attempts, so a triggerer restart changes nothing."""
 
     job_kind = TRAINING_JOB
 
