@@ -171,3 +171,36 @@ def test_parallel_heads_and_idempotent_copy(s3):
     assert (second.copied, second.skipped_existing) == (15, 25)
     assert lines[-1].startswith("copy: 15/15 copied")
     assert len(existing_keys(s3, "oi-dst", "run/images/")) == 40
+
+
+def test_a_selection_continued_from_any_windows_record_equals_the_uninterrupted_one():
+    sizes, lines = {}, []
+    for i in range(300):
+        image = f"{i:016x}"
+        sizes[image] = 7_000_000 if i % 11 == 0 else (None if i % 23 == 0 else 1000 + i)
+        lines.append(row(image, "/m/015p6"))
+        if i % 40 == 0:
+            lines.append(row(f"{i // 2:016x}", "/m/015p6"))  # an earlier image again: a duplicate
+    csv = (HEADER + "".join(lines)).encode()
+
+    def stream():
+        return iter_candidates(io.BytesIO(csv), {"/m/015p6"}, chunk_rows=50)
+
+    def sizes_of(ids):
+        return {i: sizes[i] for i in ids}
+
+    records = []
+    full, full_skipped = select_images(
+        stream(),
+        sizes_of,
+        220,
+        6_000_000,
+        window=32,
+        on_window=lambda last, chosen, skipped: records.append((last, list(chosen), dict(skipped))),
+    )
+    assert len(records) > 3 and records[-1][1] == full
+    for last, chosen, skipped in records[:-1]:
+        rest, passed = skip_through(stream(), last)
+        more, more_skipped = select_images(rest, sizes_of, 220 - len(chosen), 6_000_000, window=32, seen=passed)
+        assert [c.image_id for c in chosen + more] == [c.image_id for c in full]
+        assert {k: skipped[k] + more_skipped[k] for k in skipped} == full_skipped

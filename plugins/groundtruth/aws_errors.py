@@ -90,3 +90,14 @@ def backoff_delay(
     ceiling = min(cap, base * 2 ** min(attempt, 30))
     uniform = rand or random.uniform
     return ceiling / 2 + uniform(0, ceiling / 2)
+
+
+def client_retries(response: dict) -> int:
+    """How many times the client itself retried a call that then succeeded (botocore's `RetryAttempts`): a
+    success after retries still says the service is pushing back."""
+    return int(response.get("ResponseMetadata", {}).get("RetryAttempts") or 0)
+
+
+def is_throttling_error(error: BaseException) -> bool:
+    """The service asks for fewer requests (SlowDown, Throttling, 429; a throttled S3 HEAD carries only its 503)."""
+    return error_code(error) in THROTTLING_ERROR_CODES or http_status(error) in (429, 503)

@@ -20,6 +20,8 @@ from groundtruth.stages import (
     bounding_box_request,
     ensure_bucket,
     exists,
+    put_json,
+    read_json,
     select_class_images,
     write_worker_ui,
 )
@@ -46,16 +48,62 @@ def run_key(run_id: str) -> str:
 
 # -- 1. select ----------------------------------------------------------------------------------------------------
 def select(s3, config: ExperimentConfig, layout: S3Layout) -> dict:
-    """Pick the experiment's images and write them to `selection.json`; reuse that file when it exists."""
-    ensure_bucket(s3, config)
+    """Pick the experiment's images and write them to `selection.json`; reuse that file when it exists.
+
+    After each window of HEADs the selection so far goes to `selection.progress.json`: a try that stops midway (a
+    storm outlasting every retry, a lost worker) is continued by the next one after its last judged image, with the
+    same result as one uninterrupted selection.
+    """
+    from groundtruth.openimages import Candidate, S3Pacer
+
+    pacer = S3Pacer(1)
+    pacer.call(f"checking bucket {config.bucket}", lambda: ensure_bucket(s3, config))
     key = layout.key("selection.json")
     if exists(s3, layout.bucket, key):
-        selection = json.loads(s3.get_object(Bucket=layout.bucket, Key=key)["Body"].read())
+        selection = json.loads(
+            pacer.call(f"reading {layout.uri('selection.json')}", lambda: load_selection_bytes(s3, layout))
+        )
         log.info("selection: reusing %s (%d images)", layout.uri("selection.json"), len(selection["images"]))
         return _selection_summary(selection, layout)
-    classes, chosen, skipped = select_class_images(
-        s3, config.source, config.class_id, config.skip_images, config.max_image_mb, config.images, config.copy_workers
-    )
+    progress_key = layout.key("selection.progress.json")
+    progress = _selection_progress(s3, config, layout, pacer)
+    earlier = [Candidate(i, progress["boxes"][i]) for i in progress["images"]] if progress else []
+    skipped_earlier = progress["skipped"] if progress else {}
+
+    def merged(skipped: dict[str, int]) -> dict[str, int]:
+        return {k: skipped_earlier.get(k, 0) + v for k, v in skipped.items()}
+
+    def record(last_judged: str, chosen: list[Candidate], skipped: dict[str, int]) -> None:
+        images = earlier + chosen
+        progress_record = {
+            **_selection_inputs(config),
+            "judged_through": last_judged,
+            "images": [c.image_id for c in images],
+            "boxes": {c.image_id: c.boxes for c in images},
+            "skipped": merged(skipped),
+        }
+        pacer.call(
+            f"writing {layout.uri('selection.progress.json')}",
+            lambda: put_json(s3, layout.bucket, progress_key, progress_record),
+        )
+
+    args = (s3, config.source, config.class_id, config.skip_images, config.max_image_mb)
+    remaining = config.images - len(earlier)
+    try:
+        classes, chosen, skipped = select_class_images(
+            *args, remaining, config.copy_workers, progress["judged_through"] if progress else None, on_window=record
+        )
+    except LookupError as exc:  # the annotation file changed since the last try: its progress no longer applies
+        log.warning("selection: %s; selecting from the start", exc)
+        earlier, skipped_earlier, remaining = [], {}, config.images
+        classes, chosen, skipped = select_class_images(*args, remaining, config.copy_workers, on_window=record)
+    if progress:
+        log.info(
+            "selection: continued after image %s (%d images chosen by earlier tries)",
+            progress["judged_through"],
+            len(earlier),
+        )
+    chosen, skipped = earlier + chosen, merged(skipped)
     if len(chosen) < config.images:
         raise ValueError(
             f"only {len(chosen)} images of class {config.class_id} qualify (asked for {config.images}; "
@@ -68,9 +116,34 @@ def select(s3, config: ExperimentConfig, layout: S3Layout) -> dict:
         "boxes": {c.image_id: c.boxes for c in chosen},
         "skipped": skipped,
     }
-    s3.put_object(Bucket=layout.bucket, Key=key, Body=json.dumps(selection).encode())
+    body = json.dumps(selection).encode()
+    pacer.call(
+        f"writing {layout.uri('selection.json')}", lambda: s3.put_object(Bucket=layout.bucket, Key=key, Body=body)
+    )
     log.info("selection: %d images, skipped %s", len(chosen), skipped)
     return _selection_summary(selection, layout)
+
+
+def _selection_inputs(config: ExperimentConfig) -> dict:
+    """What decides a selection: progress recorded under other inputs (a changed Param) is not continued."""
+    return {
+        "class_id": config.class_id,
+        "max_image_mb": config.max_image_mb,
+        "skip_images": sorted(config.skip_images),
+        "source": config.source.model_dump(mode="json"),
+    }
+
+
+def _selection_progress(s3, config: ExperimentConfig, layout: S3Layout, pacer) -> dict | None:
+    """The last try's progress record when it applies to this config, else None."""
+    uri = layout.uri("selection.progress.json")
+    progress = pacer.call(f"reading {uri}", lambda: read_json(s3, layout.bucket, layout.key("selection.progress.json")))
+    if progress is None:
+        return None
+    if {k: progress.get(k) for k in _selection_inputs(config)} != _selection_inputs(config):
+        log.warning("selection: %s was recorded for other inputs; selecting from the start", uri)
+        return None
+    return progress
 
 
 def _selection_summary(selection: dict, layout: S3Layout) -> dict:
@@ -83,22 +156,30 @@ def _selection_summary(selection: dict, layout: S3Layout) -> dict:
 
 
 def load_selection(s3, layout: S3Layout) -> dict:
-    return json.loads(s3.get_object(Bucket=layout.bucket, Key=layout.key("selection.json"))["Body"].read())
+    return json.loads(load_selection_bytes(s3, layout))
+
+
+def load_selection_bytes(s3, layout: S3Layout) -> bytes:
+    return s3.get_object(Bucket=layout.bucket, Key=layout.key("selection.json"))["Body"].read()
 
 
 # -- 2. copy ------------------------------------------------------------------------------------------------------
 def copy(s3, config: ExperimentConfig, layout: S3Layout) -> dict:
     """Server-side copies of the selected images into the run's prefix, skipping what is already there."""
-    from groundtruth.openimages import copy_objects, existing_keys
+    from groundtruth.openimages import S3Pacer, copy_objects, existing_keys
 
-    selection = load_selection(s3, layout)
+    # One pacer for the whole stage: what the listing learned about throttling carries over to the copies.
+    pacer = S3Pacer(config.copy_workers)
+    selection = json.loads(
+        pacer.call(f"reading {layout.uri('selection.json')}", lambda: load_selection_bytes(s3, layout))
+    )
     src = config.source
     pairs = [
         (src.bucket, f"{src.image_prefix}{image_id}.jpg", layout.bucket, layout.key("images", f"{image_id}.jpg"))
         for image_id in selection["images"]
     ]
-    present = existing_keys(s3, layout.bucket, layout.key("images") + "/")
-    result = copy_objects(s3, pairs, workers=config.copy_workers, log=log.info, existing=present)
+    present = existing_keys(s3, layout.bucket, layout.key("images") + "/", pacer=pacer)
+    result = copy_objects(s3, pairs, workers=config.copy_workers, log=log.info, existing=present, pacer=pacer)
     return {**asdict(result), "images_prefix": layout.uri("images") + "/"}
 
 

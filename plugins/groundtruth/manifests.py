@@ -1,4 +1,4 @@
-"""Input manifests, the label-category file and the bounding-box worker task template.
+"""Input manifests, the label-category file and the worker task templates (bounding boxes, text classification).
 
 Everything that comes from configuration is HTML-escaped before it enters the template: a class name is data,
 never markup.
@@ -113,5 +113,66 @@ def bounding_box_template(class_name: str, instructions: bytes | None = None) ->
       {picture}
     </short-instructions>
   </crowd-bounding-box>
+</crowd-form>
+"""
+
+
+def _liquid_safe(value: str) -> str:
+    """HTML-escaped, with braces as entities too, so a name can be neither markup nor a Liquid tag (`{{ ... }}`)."""
+    return html.escape(value, quote=True).replace("{", "&#123;").replace("}", "&#125;")
+
+
+def _classification_categories(names: list[str]) -> list[str]:
+    """The names, refused unless there are at least two, each non-empty and none repeated (the API reference's rules
+    for text and image classification label categories)."""
+    if not isinstance(names, list | tuple) or any(not isinstance(n, str) or not n.strip() for n in names):
+        raise ValueError(f"label categories must be a list of non-empty names, got {names!r}")
+    if len(names) < 2:
+        raise ValueError(f"classification needs at least two label categories, got {list(names)!r}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"label categories must be distinct; repeated: {', '.join(map(repr, repeated))}")
+    return list(names)
+
+
+def label_categories(names: list[str]) -> str:
+    """The LabelCategoryConfigS3Uri file for a classification job, in the documented format
+    (`{"document-version": "2018-11-28", "labels": [{"label": ...}]}`, botocore's CreateLabelingJob reference):
+    `class_labels` leaves out the document version and accepts one label, which text classification refuses."""
+    categories = _classification_categories(names)
+    return json.dumps({"document-version": "2018-11-28", "labels": [{"label": n} for n in categories]})
+
+
+def text_classification_template(categories: list[str], instructions: str) -> str:
+    """The worker UI for single-label text classification (the seed's `crowd-classifier` Liquid template).
+
+    The choices come from the label-category file at run time (`task.input.labels`); `categories` (the same names,
+    in the same order) are listed again in the short instructions, and `instructions` is the question workers see.
+    Both are escaped: a class name is data, never markup.
+    """
+    _classification_categories(categories)
+    if not isinstance(instructions, str) or not instructions.strip():
+        raise ValueError("text classification needs instructions (the question workers answer)")
+    header = _liquid_safe(instructions.strip())
+    choices = "".join(f"<li>{_liquid_safe(c)}</li>" for c in categories)
+    return f"""<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
+<crowd-form>
+  <crowd-classifier
+    name="crowd-classifier"
+    categories="{{{{ task.input.labels | to_json | escape }}}}"
+    header="{header}"
+  >
+    <classification-target>{{{{ task.input.taskObject }}}}</classification-target>
+    <full-instructions header="Classifier instructions">
+      <ol>
+        <li><strong>Read</strong> the text carefully.</li>
+        <li><strong>Choose</strong> the one category that fits it best.</li>
+      </ol>
+    </full-instructions>
+    <short-instructions>
+      <p>{header}</p>
+      <ul>{choices}</ul>
+    </short-instructions>
+  </crowd-classifier>
 </crowd-form>
 """

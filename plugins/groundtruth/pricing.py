@@ -7,14 +7,21 @@ hundredth of a cent on the way out, so sums over thousands of objects carry no f
 Price basis: every labeled object pays the service fee; a human-labeled object also pays
 `NumberOfHumanWorkersPerDataObject` x the public task price — only on the public workforce (a private team is paid
 outside AWS, a vendor through AWS Marketplace).
+
+Instances: training and batch-transform jobs pay instance-seconds x the instance type's on-demand price per hour,
+read from `sagemaker_prices.json` next to this module (its `source`, `retrieved` date, `region`, and per figure
+whether it was confirmed against the source).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 SERVICE_FEE_USD = 0.08
 """Ground Truth's per-object fee when the seed ran (2019); pass the current one to `pricing_from_request`."""
@@ -147,3 +154,114 @@ def budget_problem(estimate: Mapping[str, Any], budget_usd: float, what: str) ->
         f"{estimate['workers_per_object']} workers x ${estimate['task_price_usd']:.3f})) exceeds the budget "
         f"${budget_usd:,.2f}. No labeling job was created."
     )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Instances: training and batch-transform jobs.
+# --------------------------------------------------------------------------------------------------------------------
+PRICE_TABLE = Path(__file__).with_name("sagemaker_prices.json")
+InstanceUse = Literal["training", "transform"]
+_USES: tuple[str, ...] = ("training", "transform")
+_SECONDS_PER_HOUR = Decimal(3600)
+
+
+@functools.cache
+def instance_price_table() -> dict[str, Any]:
+    """The on-demand price table (`sagemaker_prices.json`): `source`, `retrieved`, `region`, and per use
+    (`training`, `transform`) each instance type's `usd_per_hour`, `confirmed` and `evidence`."""
+    return json.loads(PRICE_TABLE.read_text(encoding="utf-8"))
+
+
+def _price_entry(instance_type: str, region: str, use: str) -> Mapping[str, Any]:
+    if use not in _USES:
+        raise ValueError(f"instance use must be one of {', '.join(_USES)}, got {use!r}")
+    table = instance_price_table()
+    if region != table["region"]:
+        raise ValueError(
+            f"no on-demand {use} price for {instance_type} in region {region!r}: {PRICE_TABLE.name} holds "
+            f"{table['region']} only (source {table['source']})"
+        )
+    entry = table[use].get(instance_type)
+    if entry is None:
+        raise ValueError(
+            f"no on-demand {use} price for instance type {instance_type!r} in region {region!r}; "
+            f"{PRICE_TABLE.name} lists: {', '.join(sorted(table[use]))}"
+        )
+    return entry
+
+
+def instance_price_per_hour(instance_type: str, region: str, use: InstanceUse = "training") -> Decimal:
+    """The on-demand USD price of one `instance_type` instance for an hour of `use` in `region`; ValueError naming
+    the type and region when the table has no figure for them."""
+    return Decimal(_price_entry(instance_type, region, use)["usd_per_hour"])
+
+
+def _instance_seconds(instance_count: int, seconds: float | int) -> tuple[int, Decimal]:
+    if isinstance(instance_count, bool) or not isinstance(instance_count, int) or instance_count < 1:
+        raise ValueError(f"instance count must be a positive integer, got {instance_count!r}")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float | Decimal) or seconds < 0:
+        raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+    return instance_count, Decimal(str(seconds))
+
+
+def job_cost_usd(
+    instance_type: str, instance_count: int, seconds: float | int, region: str, use: InstanceUse = "training"
+) -> float:
+    """What `instance_count` instances for `seconds` (e.g. a training job's `BillableTimeInSeconds`) cost on demand,
+    rounded like `rounded_usd`."""
+    count, duration = _instance_seconds(instance_count, seconds)
+    price = instance_price_per_hour(instance_type, region, use)
+    return rounded_usd(price * count * duration / _SECONDS_PER_HOUR)
+
+
+def _instance_worst_case(
+    instance_type: str, instance_count: int, seconds: float | int, region: str, use: str, bound: str
+) -> dict[str, Any]:
+    count, duration = _instance_seconds(instance_count, seconds)
+    entry = _price_entry(instance_type, region, use)
+    price = Decimal(entry["usd_per_hour"])
+    return {
+        "use": use,
+        "instance_type": instance_type,
+        "instance_count": count,
+        "seconds": seconds,
+        "seconds_bound": bound,
+        "region": region,
+        "usd_per_hour": float(price),
+        "price_confirmed": bool(entry.get("confirmed")),
+        "price_source": instance_price_table()["source"],
+        "worst_case_usd": rounded_usd(price * count * duration / _SECONDS_PER_HOUR),
+    }
+
+
+def training_worst_case(request: Mapping[str, Any], region: str) -> dict[str, Any]:
+    """The most a CreateTrainingJob request can cost on demand: `MaxRuntimeInSeconds` x `InstanceCount` x the
+    instance's training price (the service stops the job at its maximum runtime)."""
+    name = request.get("TrainingJobName", "<unnamed>")
+    try:
+        resources = request["ResourceConfig"]
+        instance_type, count = resources["InstanceType"], resources["InstanceCount"]
+        seconds = request["StoppingCondition"]["MaxRuntimeInSeconds"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(
+            f"training job {name}: cannot price a request without ResourceConfig.InstanceType/InstanceCount "
+            f"and StoppingCondition.MaxRuntimeInSeconds (missing {exc})"
+        ) from None
+    return _instance_worst_case(
+        instance_type, count, seconds, region, "training", "StoppingCondition.MaxRuntimeInSeconds"
+    )
+
+
+def transform_worst_case(request: Mapping[str, Any], region: str, max_seconds: float | int) -> dict[str, Any]:
+    """The most a CreateTransformJob request can cost on demand if it runs at most `max_seconds`: the API has no
+    maximum runtime for transform jobs, so the caller states the bound (and should stop the job when it passes)."""
+    name = request.get("TransformJobName", "<unnamed>")
+    try:
+        resources = request["TransformResources"]
+        instance_type, count = resources["InstanceType"], resources["InstanceCount"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(
+            f"transform job {name}: cannot price a request without TransformResources.InstanceType/InstanceCount "
+            f"(missing {exc})"
+        ) from None
+    return _instance_worst_case(instance_type, count, max_seconds, region, "transform", "stated by the caller")

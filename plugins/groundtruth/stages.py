@@ -17,6 +17,8 @@ from groundtruth.manifests import bounding_box_template, class_labels, instructi
 from groundtruth.requests import LabelingJobConfig, TaskType, build_create_labeling_job_request
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from groundtruth.openimages import Candidate
 
 log = logging.getLogger(__name__)
@@ -97,19 +99,37 @@ def select_class_images(
     limit: int,
     workers: int,
     after: str | None = None,
+    on_window: Callable[[str, list[Candidate], dict[str, int]], None] | None = None,
 ) -> tuple[set[str], list[Candidate], dict[str, int]]:
     """The first `limit` qualifying images of `class_id` and its subclasses, in annotation-file order (stable).
 
     `after`: start after this image (the last of an earlier selection in the same order), heading nothing before it;
-    a LookupError names it when the file does not hold it.
+    a LookupError names it when the file does not hold it. `on_window`: see `select_images` (progress to resume
+    from). Every request is paced by one `S3Pacer`, so a SlowDown storm slows the selection down instead of failing it.
     Returns (the class subtree, the chosen candidates with their boxes, counts of what was skipped and why).
     """
-    from groundtruth.openimages import class_subtree, head_sizes, iter_candidates, select_images, skip_through
+    from groundtruth.openimages import (
+        S3Pacer,
+        class_subtree,
+        head_sizes,
+        iter_candidates,
+        select_images,
+        skip_through,
+    )
 
-    hierarchy = json.loads(s3.get_object(Bucket=src.bucket, Key=src.hierarchy_key)["Body"].read())
+    pacer = S3Pacer(workers)
+    hierarchy = json.loads(
+        pacer.call(
+            f"reading s3://{src.bucket}/{src.hierarchy_key}",
+            lambda: s3.get_object(Bucket=src.bucket, Key=src.hierarchy_key)["Body"].read(),
+        )
+    )
     classes = class_subtree(hierarchy, class_id)
     log.info("selection: %s and %d subclasses", class_id, len(classes) - 1)
-    body = s3.get_object(Bucket=src.bucket, Key=src.annotations_key)["Body"]
+    body = pacer.call(
+        f"opening s3://{src.bucket}/{src.annotations_key}",
+        lambda: s3.get_object(Bucket=src.bucket, Key=src.annotations_key)["Body"],
+    )
     try:
         candidates = iter_candidates(body, classes, skip=set(skip))
         seen: set[str] = set()
@@ -123,10 +143,14 @@ def select_class_images(
 
         def sizes_of(image_ids: list[str]) -> dict[str, int | None]:
             keys = [f"{src.image_prefix}{i}.jpg" for i in image_ids]
-            sizes = head_sizes(s3, src.bucket, keys, workers=workers)
+            sizes = head_sizes(s3, src.bucket, keys, workers=workers, pacer=pacer)
             return {i: sizes[k] for i, k in zip(image_ids, keys, strict=True)}
 
-        chosen, skipped = select_images(candidates, sizes_of, limit, int(max_image_mb * 1024 * 1024), seen=seen)
+        # Eight rounds of HEADs per window: the pool stays busy, and a retried try loses at most one window.
+        window = max(32, 8 * workers)
+        chosen, skipped = select_images(
+            candidates, sizes_of, limit, int(max_image_mb * 1024 * 1024), window, seen, on_window
+        )
     finally:
         body.close()
     return classes, chosen, skipped
@@ -178,6 +202,44 @@ def bounding_box_request(
             max_concurrent_task_count=config.max_concurrent_tasks,
             auto_labeling=config.auto_labeling,
             initial_model_arn=initial_model_arn if config.auto_labeling else None,
+            content_classifiers=["FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"],
+            tags=tags,
+        )
+    )
+
+
+def text_classification_request(
+    config: LabelingSettings,
+    manifest_uri: str,
+    labels_uri: str,
+    template_uri: str,
+    output_uri: str,
+    job_name: str,
+    tags: dict[str, str],
+) -> dict:
+    """A human-only single-label text-classification CreateLabelingJob request (the active-learning loop's human
+    batches, as the seed sends them): the region's TextMultiClass Lambdas, no auto-labeling (the loop labels by its
+    own model's margin), from a family's labeling settings."""
+    return build_create_labeling_job_request(
+        LabelingJobConfig(
+            job_name=job_name,
+            region=config.region,
+            task_type=TaskType.TEXT_CLASSIFICATION,
+            label_attribute_name=config.label_attribute,
+            input_manifest_s3_uri=manifest_uri,
+            output_s3_uri=output_uri,
+            role_arn=config.role_arn,
+            task_title="Classify each text into one of the categories.",
+            task_description="Read each text and choose the one category that fits it best.",
+            task_keywords=["text", "classification"],
+            workforce=config.workforce,
+            ui_template_s3_uri=template_uri,
+            label_category_config_s3_uri=labels_uri,
+            workers_per_object=config.workers_per_object,
+            task_time_limit_seconds=config.task_time_limit_seconds,
+            task_availability_lifetime_seconds=config.task_availability_seconds,
+            max_concurrent_task_count=config.max_concurrent_tasks,
+            auto_labeling=False,
             content_classifiers=["FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"],
             tags=tags,
         )
