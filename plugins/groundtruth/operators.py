@@ -117,7 +117,7 @@ class RetrySafeJobMixin:
     * Killing the task (marked failed/success, SIGTERM, execution timeout) stops the job, unless the task was only
       cleared: the next try reattaches. A synchronous wait ends as soon as the kill has stopped the job.
 
-    Parameters (set through :meth:`_init_retry_safe`): ``wait_for_completion``, ``deferrable``, ``check_interval``
+    Keyword arguments of every operator using it: ``wait_for_completion``, ``deferrable``, ``check_interval``
     (seconds between status checks), ``max_wait`` (timedelta or seconds; past it the task fails and the job keeps
     running), ``action_if_job_exists``, ``restart_failed_job``, ``stop_job_on_kill``, ``max_job_attempts``.
     """
@@ -131,18 +131,22 @@ class RetrySafeJobMixin:
     _rand: Callable[[float, float], float] | None = None
     _ti_state: Callable[..., str | None] = staticmethod(task_instance_state_with_timeout)
 
-    def _init_retry_safe(
+    def __init__(
         self,
         *,
-        wait_for_completion: bool,
-        deferrable: bool,
-        check_interval: float,
-        max_wait: timedelta | float,
-        action_if_job_exists: str,
-        restart_failed_job: bool,
-        stop_job_on_kill: bool,
-        max_job_attempts: int,
-    ) -> None:
+        wait_for_completion: bool = True,
+        deferrable: bool = True,
+        check_interval: float = 60,
+        max_wait: timedelta | float = timedelta(days=30),
+        action_if_job_exists: Literal["fail", "increment", "adopt"] = "fail",
+        restart_failed_job: bool = False,
+        stop_job_on_kill: bool = True,
+        max_job_attempts: int = DEFAULT_MAX_JOB_ATTEMPTS,
+        **kwargs: Any,
+    ):
+        # Cooperative: the rest goes to the operator base (ours or the provider's), whose own wait and name
+        # settings are then replaced by these.
+        super().__init__(**kwargs)
         if action_if_job_exists not in ("fail", "increment", "adopt"):
             raise ValueError(
                 f"action_if_job_exists accepts 'fail', 'increment' and 'adopt', not {action_if_job_exists!r} "
@@ -451,32 +455,9 @@ class CreateLabelingJobOperator(RetrySafeJobMixin, AwsBaseOperator[LabelingJobHo
     operator_extra_links = (LabelingJobConsoleLink(), LabelingJobOutputLink())
     ui_color = "#d5f5e3"
 
-    def __init__(
-        self,
-        *,
-        config: dict[str, Any] | str,
-        wait_for_completion: bool = True,
-        deferrable: bool = True,
-        check_interval: float = 60,
-        max_wait: timedelta | float = timedelta(days=30),
-        action_if_job_exists: Literal["fail", "increment", "adopt"] = "fail",
-        restart_failed_job: bool = False,
-        stop_job_on_kill: bool = True,
-        max_job_attempts: int = DEFAULT_MAX_JOB_ATTEMPTS,
-        **kwargs: Any,
-    ):
+    def __init__(self, *, config: dict[str, Any] | str, **kwargs: Any):
         super().__init__(**kwargs)
         self.config = config
-        self._init_retry_safe(
-            wait_for_completion=wait_for_completion,
-            deferrable=deferrable,
-            check_interval=check_interval,
-            max_wait=max_wait,
-            action_if_job_exists=action_if_job_exists,
-            restart_failed_job=restart_failed_job,
-            stop_job_on_kill=stop_job_on_kill,
-            max_job_attempts=max_job_attempts,
-        )
 
     def _persist_links(self, context: Context, job_name: str, request: Mapping[str, Any]) -> None:
         persist_labeling_job_links(
@@ -518,32 +499,9 @@ class CreateTrainingJobOperator(RetrySafeJobMixin, SageMakerTrainingOperator):
     trigger_class = TrainingJobTrigger
     aws_hook_class = SageMakerJobHook
 
-    def __init__(
-        self,
-        *,
-        config: dict[str, Any],
-        wait_for_completion: bool = True,
-        deferrable: bool = True,
-        check_interval: float = 60,
-        max_wait: timedelta | float = timedelta(days=30),
-        action_if_job_exists: Literal["fail", "increment", "adopt"] = "fail",
-        restart_failed_job: bool = False,
-        stop_job_on_kill: bool = True,
-        max_job_attempts: int = DEFAULT_MAX_JOB_ATTEMPTS,
-        **kwargs: Any,
-    ):
+    def __init__(self, *, config: dict[str, Any], **kwargs: Any):
         # The provider's own existence check renames or fails; ours replaces it.
         super().__init__(config=config, check_if_job_exists=False, print_log=False, **kwargs)
-        self._init_retry_safe(
-            wait_for_completion=wait_for_completion,
-            deferrable=deferrable,
-            check_interval=check_interval,
-            max_wait=max_wait,
-            action_if_job_exists=action_if_job_exists,
-            restart_failed_job=restart_failed_job,
-            stop_job_on_kill=stop_job_on_kill,
-            max_job_attempts=max_job_attempts,
-        )
 
     def _preprocess(self, config: dict[str, Any]) -> dict[str, Any]:
         self.config = config
@@ -568,31 +526,8 @@ class CreateTransformJobOperator(RetrySafeJobMixin, SageMakerTransformOperator):
     trigger_class = TransformJobTrigger
     aws_hook_class = SageMakerJobHook
 
-    def __init__(
-        self,
-        *,
-        config: dict[str, Any],
-        wait_for_completion: bool = True,
-        deferrable: bool = True,
-        check_interval: float = 60,
-        max_wait: timedelta | float = timedelta(days=30),
-        action_if_job_exists: Literal["fail", "increment", "adopt"] = "fail",
-        restart_failed_job: bool = False,
-        stop_job_on_kill: bool = True,
-        max_job_attempts: int = DEFAULT_MAX_JOB_ATTEMPTS,
-        **kwargs: Any,
-    ):
+    def __init__(self, *, config: dict[str, Any], **kwargs: Any):
         super().__init__(config=config, check_if_job_exists=False, check_if_model_exists=False, **kwargs)
-        self._init_retry_safe(
-            wait_for_completion=wait_for_completion,
-            deferrable=deferrable,
-            check_interval=check_interval,
-            max_wait=max_wait,
-            action_if_job_exists=action_if_job_exists,
-            restart_failed_job=restart_failed_job,
-            stop_job_on_kill=stop_job_on_kill,
-            max_job_attempts=max_job_attempts,
-        )
 
     def _preprocess(self, config: dict[str, Any]) -> dict[str, Any]:
         if "Transform" in config or "Model" in config:
