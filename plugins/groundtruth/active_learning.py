@@ -37,7 +37,7 @@ Steps, in loop order:
   retried merge writes the same bytes.
 - `serialize(records)` — deterministic JSON Lines (sorted keys, UTF-8); `final_manifest(records, attr)` — the same,
   refusing while anything is unlabeled (says how many).
-- `read_manifest(s3, uri) -> bytes`, `write_bytes(s3, uri, data)` — the only I/O here.
+- `read_bytes(s3, uri) -> bytes`, `write_bytes(s3, uri, data)` — the only I/O here.
 
 Shares are floored after rounding to 9 decimals (`int(round(total * share, 9))`), so 0.2 of 10,000 is 2,000 and a
 share like 0.29 of 100 is 29 rather than float-floored to 28: the seed's `int(total / 5)` and `total // 10`.
@@ -52,14 +52,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from groundtruth.manifests import ManifestError, json_lines
+
 TASK_TYPE = "groundtruth/text-classification"
 CREATION_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"  # the seed writes %m (month) where minutes belong; this is right
 LABEL_PREFIX = "__label__"
 HUMAN, AUTO = "human", "auto"
-
-
-class ManifestError(ValueError):
-    """A manifest, label file or transform output that cannot be used; the message names the file and the line."""
 
 
 # -- reading ---------------------------------------------------------------------------------------------------------
@@ -69,21 +67,8 @@ def parse_input_manifest(raw: bytes, uri: str, attr: str | None = None) -> list[
     Every line must be a JSON object with a string `source`. With `attr`, a line that already carries `<attr>` must be
     a label as Ground Truth writes it (integer class index, `human-annotated` "yes" or "no"), so counting can trust it.
     """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ManifestError(f"{uri} line {line}: not UTF-8 ({exc.reason})") from None
     records: list[dict] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{uri} line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(record, dict):
-            raise ManifestError(f"{uri} line {number}: a JSON {type(record).__name__}, not an object")
+    for number, record in json_lines(raw.split(b"\n"), uri):
         if not isinstance(record.get("source"), str):
             found = "no" if "source" not in record else f"a {type(record['source']).__name__}"
             raise ManifestError(f'{uri} line {number}: needs a string "source", found {found}')
@@ -270,12 +255,8 @@ def auto_labels(
     labels: dict[int, dict] = {}
     margins: dict[int, float] = {}
     created = creation_date(now)
-    for number, line in enumerate(output_lines, start=1):
-        if isinstance(line, bytes):
-            line = line.decode("utf-8")
-        if not line.strip():
-            continue
-        record_id, classes, probs = _prediction(line, f"{source} line {number}", len(categories))
+    for number, data in json_lines(output_lines, source):
+        record_id, classes, probs = _prediction(data, f"{source} line {number}", len(categories))
         if record_id in margins:
             raise ManifestError(f"{source} line {number}: id {record_id} answered twice")
         best = max(range(len(probs)), key=lambda i: (probs[i], -i))
@@ -300,13 +281,7 @@ def auto_labels(
     return AutoLabels(labels, margins)
 
 
-def _prediction(line: str, where: str, n_classes: int) -> tuple[int, list[int], list[float]]:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{where}: not JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise ManifestError(f"{where}: not a JSON object")
+def _prediction(data: dict, where: str, n_classes: int) -> tuple[int, list[int], list[float]]:
     record_id = data.get("id")
     if not isinstance(record_id, int) or isinstance(record_id, bool):
         raise ManifestError(f'{where}: needs an integer "id", found {record_id!r}')
@@ -368,14 +343,8 @@ def labels_from_output_manifest(
     or lost objects must not pass for a finished batch).
     """
     labels: dict[int, dict] = {}
-    for number, line in enumerate(raw.decode("utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{uri} line {number}: not JSON ({exc.msg})") from None
-        record_id = record.get("id") if isinstance(record, dict) else None
+    for number, record in json_lines(raw.split(b"\n"), uri):
+        record_id = record.get("id")
         if not isinstance(record_id, int) or isinstance(record_id, bool):
             raise ManifestError(f'{uri} line {number}: needs an integer "id", found {record_id!r}')
         if attr not in record:
@@ -443,7 +412,7 @@ def _jsonl(records: Iterable[Mapping]) -> bytes:
 
 
 # -- S3 ---------------------------------------------------------------------------------------------------------------
-def read_manifest(s3, uri: str) -> bytes:
+def read_bytes(s3, uri: str) -> bytes:
     """The object's bytes; a missing object is a `ManifestError` naming the URI."""
     from botocore.exceptions import ClientError
 

@@ -19,18 +19,33 @@ def input_manifest(source_refs: Iterable[str]) -> str:
     return "".join(json.dumps({"source-ref": ref}) + "\n" for ref in source_refs)
 
 
-def read_manifest(stream: IO[bytes]) -> Iterator[dict]:
-    """Lines of a (possibly large) manifest, streamed; blank lines skipped, a bad line named by its number."""
-    for number, raw in enumerate(stream, start=1):
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        if not text.strip():
+class ManifestError(ValueError):
+    """A manifest line that cannot be read; the message names the file and the 1-based line."""
+
+
+def json_lines(lines: Iterable[bytes | str], where: str = "manifest") -> Iterator[tuple[int, dict]]:
+    """(1-based line number, object) of every non-blank JSON Lines line, streamed; a line that is not UTF-8, not
+    JSON or not an object raises ManifestError naming `where` and the line."""
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ManifestError(f"{where} line {number}: not UTF-8 ({exc.reason})") from None
+        if not raw.strip():
             continue
         try:
-            line = json.loads(text)
+            value = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"manifest line {number} is not valid JSON: {exc.msg}") from exc
-        if not isinstance(line, dict):
-            raise ValueError(f"manifest line {number} is not a JSON object")
+            raise ManifestError(f"{where} line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(value, dict):
+            raise ManifestError(f"{where} line {number}: a JSON {type(value).__name__}, not an object")
+        yield number, value
+
+
+def read_manifest(stream: IO[bytes]) -> Iterator[dict]:
+    """Lines of a (possibly large) manifest, streamed; blank lines skipped, a bad line named by its number."""
+    for _, line in json_lines(stream):
         yield line
 
 

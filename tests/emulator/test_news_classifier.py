@@ -216,9 +216,9 @@ def test_script_mode_job_model_and_single_record_transform_auto_label_the_corpus
     desc = wait_training(sagemaker, name)
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
     artifact = desc["ModelArtifacts"]["S3ModelArtifacts"]
-    files = read_tarball(al.read_manifest(s3, artifact))
+    files = read_tarball(al.read_bytes(s3, artifact))
     with pytest.raises(al.ManifestError, match=f"{base}/output/none.manifest does not exist"):
-        al.read_manifest(s3, f"{base}/output/none.manifest")
+        al.read_bytes(s3, f"{base}/output/none.manifest")
     assert sorted(files) == ["code/inference.py", "model.json", "model.npz"]
     assert json.loads(files["model.json"])["metrics"]["validation"]["accuracy"] > 0.6
 
@@ -247,7 +247,7 @@ def test_script_mode_job_model_and_single_record_transform_auto_label_the_corpus
     )
     desc = wait_transform(sagemaker, name)
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
-    out = al.read_manifest(s3, f"{base}/inference/unlabeled.manifest.out").decode().splitlines()
+    out = al.read_bytes(s3, f"{base}/inference/unlabeled.manifest.out").decode().splitlines()
     assert [json.loads(line)["id"] for line in out] == sent  # one line per record, input order
     first = json.loads(out[0])
     assert set(first) == {"id", "SageMakerOutput"} and len(first["SageMakerOutput"]["label"]) == len(CLASSES)
