@@ -15,6 +15,7 @@ from emulator.labeling.runner import JobRunner
 from emulator.server import WireApp
 from emulator.sim.texttruth import TextTruth
 from emulator.sim.texttruth import admin_route as text_truth_route
+from emulator.sim.texttruth import check_route as text_truth_check_route
 from emulator.tags import TagRouter
 from emulator.training.models import ModelBackend, TrainingBackend, TransformBackend
 from emulator.training.responses import register as register_training
@@ -45,6 +46,7 @@ def build_app(faults: FaultConfig | None = None, time_scale: float = 1.0) -> Emu
     clock = SimClock(time_scale)
     text_truth = TextTruth()
     wire.register_admin("/_emulator/text-truth", text_truth_route(text_truth))
+    wire.register_admin("/_emulator/text-truth/check", text_truth_check_route(text_truth))
 
     def run_labeling_job(job: LabelingJob, job_clock: SimClock) -> None:
         JobRunner(job, job_clock, injector, text_truth=text_truth).run()

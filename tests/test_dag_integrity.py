@@ -18,6 +18,7 @@ DAGS = REPO / "dags"
 def expected_dag_ids() -> set[str]:
     ids = {f"labeling_experiment_{p.stem}" for p in (REPO / "include" / "experiments").glob("*.yaml")}
     ids |= {f"nightly_labeling_{p.stem}" for p in (REPO / "include" / "nightly").glob("*.yaml")}
+    ids |= {f"active_learning_{p.stem}" for p in (REPO / "include" / "active_learning").glob("*.yaml")}
     return ids
 
 

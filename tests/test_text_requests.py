@@ -21,7 +21,7 @@ HOSTILE = '"><script>alert(1)</script>{{ task.input | to_json }}'
 
 def _settings(region: str = "us-east-1", **extra) -> LabelingSettings:
     return LabelingSettings(
-        name="news", region=region, bucket=BUCKET, prefix="al", role_arn=ROLE, class_name="news", **extra
+        name="news", region=region, bucket=BUCKET, prefix="al", role_arn=ROLE, **extra
     )
 
 

@@ -496,11 +496,12 @@ def seed_text(
     labeled_share: float = 0.2,
     seed: int = 0,
     label_attribute: str = DEFAULT_LABEL_ATTRIBUTE,
+    style: HeadlineStyle = DEFAULT_STYLE,
 ) -> dict:
     """Write `s3://bucket/prefix/input.manifest` and `label_categories.json` and register every text's class.
 
     Texts come from `corpus` (a `text<TAB>class` file; at most `articles` lines of it, in file order) or, without
-    it, from `generate_headlines(articles, seed)`. The first `int(len * labeled_share)` manifest lines are already
+    it, from `generate_headlines(articles, seed, style)`. The first `int(len * labeled_share)` manifest lines are already
     human-labeled, as the seed's notebook does; classes are indexed in first-seen order. The bucket is created if
     missing. Returns a summary of what was written.
     """
@@ -516,7 +517,7 @@ def seed_text(
         if articles is not None:
             pairs = pairs[:articles]
     else:
-        pairs = generate_headlines(10_000 if articles is None else articles, seed)
+        pairs = generate_headlines(10_000 if articles is None else articles, seed, style)
     first_class: dict[str, str] = {}
     for text, class_name in pairs:
         if first_class.setdefault(text, class_name) != class_name:

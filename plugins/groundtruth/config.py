@@ -9,6 +9,8 @@ bad trigger-form value is refused by the first task, before anything is paid for
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from datetime import date
 from pathlib import Path
@@ -108,7 +110,6 @@ class LabelingSettings(_Strict):
     create_bucket: bool = False
     prefix: KeyPrefix
     role_arn: RoleArn
-    class_name: str
     label_attribute: LabelAttribute = "category"
     workforce: Workforce = Field(default_factory=lambda: PublicWorkforce(price_usd="0.036"))
     workers_per_object: Annotated[int, Field(ge=1, le=9)] = 3
@@ -145,6 +146,7 @@ class ExperimentConfig(LabelingSettings):
     tags: list[str] = Field(default_factory=lambda: ["groundtruth", "experiment"])
     schedule: str | None = None
     prefix: KeyPrefix = "ground-truth-experiments"
+    class_name: str
     source: SourceConfig = Field(default_factory=SourceConfig)
     class_id: LabelName
     images: Annotated[int, Field(ge=2, le=100_000)] = 2500
@@ -165,6 +167,9 @@ class ExperimentConfig(LabelingSettings):
         return self
 
 
+CHECK_INTERVAL_ENV = "GT_CHECK_INTERVAL_SECONDS"
+
+
 def _load_yaml(path: Path, model: type[_M]) -> _M:
     """Parse and validate one config file; ConfigError names the file and the field. The stem must equal `name`."""
     import yaml
@@ -176,6 +181,9 @@ def _load_yaml(path: Path, model: type[_M]) -> _M:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of fields")
     data.setdefault("name", path.stem)
+    interval = os.environ.get(CHECK_INTERVAL_ENV)
+    if interval:  # a deployment-wide override: the demo and the tests poll the emulator's fast jobs more often
+        data["check_interval_seconds"] = interval
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
@@ -228,6 +236,14 @@ def with_params(config: _S, params: dict) -> _S:
     except ValidationError as exc:
         kind = type(config).__name__.removesuffix("Config").lower()
         raise ConfigError(f"{kind} {config.name}: {_validation_problems(exc, 'param')}") from None
+
+
+def _cron(v: str) -> str:
+    from croniter import croniter
+
+    if not croniter.is_valid(v):
+        raise ValueError(f"{v!r} is not a cron expression (e.g. '0 3 * * *' for 03:00 every day)")
+    return v
 
 
 # -- nightly labeling: include/nightly/<name>.yaml -------------------------------------------------------------------
@@ -303,6 +319,7 @@ class NightlyConfig(LabelingSettings):
     catchup: bool = False
     max_active_runs: Annotated[int, Field(ge=1, le=16)] = 1
     prefix: KeyPrefix = "ground-truth-nightly"
+    class_name: str
     shards: ShardSource
     seed_model_arn: str | None = None
     budget_usd: Annotated[float, Field(ge=0)]
@@ -319,11 +336,7 @@ class NightlyConfig(LabelingSettings):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, v: str) -> str:
-        from croniter import croniter
-
-        if not croniter.is_valid(v):
-            raise ValueError(f"{v!r} is not a cron expression (e.g. '0 3 * * *' for 03:00 every day)")
-        return v
+        return _cron(v)
 
     @field_validator("timezone")
     @classmethod
@@ -347,3 +360,185 @@ class NightlyConfig(LabelingSettings):
 def load_nightly(path: Path) -> NightlyConfig:
     """Parse and validate one nightly file (`include/nightly/<name>.yaml`). The file stem must equal its `name`."""
     return _load_yaml(path, NightlyConfig)
+
+
+# -- active learning: include/active_learning/<name>.yaml ------------------------------------------------------------
+S3_URI_RE = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<key>.*)$")
+BLAZINGTEXT_HYPERPARAMETERS = {  # the seed's (GROUND_TRUTH.md)
+    "mode": "supervised",
+    "epochs": "20",
+    "learning_rate": "0.05",
+    "min_count": "5",
+    "min_epochs": "1",
+    "early_stopping": "True",
+    "patience": "5",
+    "vector_dim": "20",
+    "word_ngrams": "2",
+}
+ECR_IMAGE_RE = re.compile(
+    r"^\d{12}\.dkr\.ecr\.[a-z0-9\-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/\-]+(:[\w.\-]+|@sha256:[0-9a-f]{64})$"
+)
+
+
+def _s3_uri(v: str, *, prefix: bool) -> str:
+    match = S3_URI_RE.match(v)
+    if not match or not BUCKET_RE.match(match["bucket"]):
+        raise ValueError(f"{v!r} is not an s3://<bucket>/<key> URI")
+    key = match["key"]
+    if ".." in key.split("/"):
+        raise ValueError(f"{v!r}: the key must not contain '..'")
+    if prefix:
+        return v if v.endswith("/") else v + "/"
+    if not key or key.endswith("/"):
+        raise ValueError(f"{v!r} names a prefix, not an object")
+    return v
+
+
+def _s3_object(v: str) -> str:
+    return _s3_uri(v, prefix=False)
+
+
+def _s3_prefix(v: str) -> str:
+    return _s3_uri(v, prefix=True)
+
+
+def _image(v: str) -> str:
+    if not ECR_IMAGE_RE.match(v):
+        raise ValueError(f"{v!r} is not an ECR image URI (<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>)")
+    return v
+
+
+def _relative_dir(v: str) -> str:
+    parts = Path(v).parts
+    if not parts or Path(v).is_absolute() or ".." in parts:
+        raise ValueError(f"{v!r} must be a directory relative to include/ (no '..')")
+    return v
+
+
+S3ObjectUri = Annotated[str, AfterValidator(_s3_object)]
+S3PrefixUri = Annotated[str, AfterValidator(_s3_prefix)]
+ImageUri = Annotated[str, AfterValidator(_image)]
+InstanceType = Annotated[str, Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
+
+
+class BlazingTextModel(_Strict):
+    """The seed's Part 1: SageMaker's built-in BlazingText (supervised), its image from the region."""
+
+    kind: Literal["blazingtext"] = "blazingtext"
+    image: ImageUri | None = None  # default: the region's BlazingText image
+    hyperparameters: dict[str, str] = Field(default_factory=lambda: dict(BLAZINGTEXT_HYPERPARAMETERS))
+    instance_type: InstanceType = "ml.c5.2xlarge"
+    max_runtime_seconds: Annotated[int, Field(ge=60, le=432_000)] = 432_000
+    transform_instance_type: InstanceType = "ml.m5.xlarge"
+
+
+class ScriptModel(_Strict):
+    """The seed's Part 2, your own model: a script-mode source directory (under include/) run in a framework
+    container under the SageMaker training and inference toolkits' contract."""
+
+    kind: Literal["script"] = "script"
+    source_dir: Annotated[str, AfterValidator(_relative_dir)]
+    entry_point: str = "train.py"
+    inference_entry_point: str = "inference.py"
+    image: ImageUri
+    inference_image: ImageUri | None = None  # default: `image`
+    hyperparameters: dict[str, str] = Field(default_factory=dict)
+    instance_type: InstanceType = "ml.m5.large"
+    max_runtime_seconds: Annotated[int, Field(ge=60, le=432_000)] = 3_600
+    transform_instance_type: InstanceType = "ml.m5.large"
+
+
+LoopModel = Annotated[BlazingTextModel | ScriptModel, Field(discriminator="kind")]
+
+
+class ActiveLearningConfig(LabelingSettings):
+    """The seed's bring-your-own-model active-learning loop over one text-classification manifest."""
+
+    PARAM_FIELDS: ClassVar[tuple[str, ...]] = (
+        "input_manifest",
+        "label_categories",
+        "output_prefix",
+        "label_attribute",
+        "bootstrap_share",
+        "validation_share",
+        "human_batch_share",
+        "auto_label_margin",
+        "budget_usd",
+        "sample_seed",
+        "workers_per_object",
+        "task_time_limit_seconds",
+        "service_fee_usd",
+    )
+
+    tags: list[str] = Field(default_factory=lambda: ["groundtruth", "active-learning"])
+    schedule: str | None = None
+    start_date: date | None = None
+    catchup: bool = False
+    max_active_runs: Annotated[int, Field(ge=1, le=16)] = 1
+    prefix: KeyPrefix = "ground-truth-active-learning"  # under `bucket`: the model's source bundles
+    input_manifest: S3ObjectUri  # may contain {{ ds }} / {{ ds_nodash }}: a dated shard per run
+    label_categories: S3ObjectUri
+    output_prefix: S3PrefixUri  # a run writes under <output_prefix><run key>/
+    task_type: Literal["text-classification"] = "text-classification"
+    model: LoopModel = Field(default_factory=BlazingTextModel)
+    bootstrap_share: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    validation_share: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    human_batch_share: Annotated[float, Field(gt=0, le=1)] = 0.1
+    auto_label_margin: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    max_rounds: Annotated[int, Field(ge=1, le=20)] = 8
+    budget_usd: Annotated[float, Field(ge=0)]
+    sample_seed: str | None = None  # seeds the human batches' sample; default: the config's name
+    transform_max_seconds: Annotated[int, Field(ge=60, le=432_000)] = 86_400
+    auto_labeling: bool = False  # the loop labels by its own model's margin; the human jobs never auto-label
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        return None if v is None else _cron(v)
+
+    @model_validator(mode="after")
+    def _the_loop_can_finish(self) -> ActiveLearningConfig:
+        if self.validation_share >= self.bootstrap_share and self.bootstrap_share > 0:
+            raise ValueError(
+                f"validation_share={self.validation_share} must be below bootstrap_share={self.bootstrap_share}: "
+                "the first round trains on the human labels outside the validation set"
+            )
+        if self.bootstrap_share == 0:
+            raise ValueError("bootstrap_share must be above 0: the first round needs human labels to train on")
+        # Each round sends floor(total * human_batch_share) objects (or all that is left) to humans, so after the
+        # bootstrap this many rounds always finish a large corpus; the DAG has exactly max_rounds round groups.
+        needed = math.ceil(round((1 - self.bootstrap_share) / self.human_batch_share, 9))
+        if self.max_rounds < needed:
+            raise ValueError(
+                f"max_rounds={self.max_rounds} cannot finish the loop: after a {self.bootstrap_share:g} bootstrap, "
+                f"human batches of {self.human_batch_share:g} need up to {needed} rounds"
+            )
+        if self.auto_labeling:
+            raise ValueError("auto_labeling must be false: the loop auto-labels with its own model")
+        return self
+
+    @property
+    def seed(self) -> str:
+        return self.sample_seed or self.name
+
+    def input_manifest_for(self, ds: str | None) -> str:
+        """`input_manifest` with `{{ ds }}` / `{{ ds_nodash }}` replaced by the run's date (nothing else is
+        templated)."""
+        uri = self.input_manifest
+        if any(p in uri for p in DS_PLACEHOLDERS):
+            if not ds:
+                raise ValueError(f"input_manifest {uri!r} needs a run date ({{{{ ds }}}}) and the run has none")
+            uri = uri.replace("{{ ds }}", ds).replace("{{ ds_nodash }}", ds.replace("-", ""))
+        return uri
+
+
+def load_active_learning(path: Path) -> ActiveLearningConfig:
+    """Parse and validate one active-learning file (`include/active_learning/<name>.yaml`); a script model's
+    `source_dir` must exist under the include directory (the file's grandparent) with its entry points."""
+    config = _load_yaml(path, ActiveLearningConfig)
+    if isinstance(config.model, ScriptModel):
+        source = path.resolve().parent.parent / config.model.source_dir
+        for script in (config.model.entry_point, config.model.inference_entry_point):
+            if not (source / script).is_file():
+                raise ConfigError(f"{path}: field 'model.source_dir': {source / script} does not exist")
+    return config

@@ -77,7 +77,11 @@ def run_params(config: LabelingSettings, **extra: Param) -> dict[str, Param]:
     params: dict[str, Param] = {}
     for name in type(config).PARAM_FIELDS:
         field_schema = schema[name]
-        rules = {k: field_schema[k] for k in ("type", "minimum", "maximum", "exclusiveMinimum") if k in field_schema}
+        rules = {
+            k: field_schema[k]
+            for k in ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+            if k in field_schema
+        }
         if "anyOf" in field_schema:  # an optional field: its types, null included
             rules["type"] = [alt.get("type", "null") for alt in field_schema["anyOf"]]
         params[name] = Param(getattr(config, name), description=PARAM_DESCRIPTIONS.get(name, name), **rules)

@@ -6,10 +6,8 @@ Every S3 location is derived from (experiment prefix, run): a retried or cleared
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 from dataclasses import asdict
 
 from groundtruth.config import ExperimentConfig
@@ -22,6 +20,7 @@ from groundtruth.stages import (
     exists,
     put_json,
     read_json,
+    run_key,
     select_class_images,
     write_worker_ui,
 )
@@ -38,12 +37,6 @@ ITERATIONS = {
 def run_layout(config: ExperimentConfig, run_id: str) -> S3Layout:
     """Where one run keeps everything: s3://<bucket>/<prefix>/<experiment>/<run key>/."""
     return S3Layout(config.bucket, f"{config.prefix}/{config.name}/{run_key(run_id)}")
-
-
-def run_key(run_id: str) -> str:
-    """A readable, S3- and job-name-safe key unique to one DAG run."""
-    slug = re.sub(r"[^a-z0-9]+", "-", run_id.lower()).strip("-")[:32].strip("-")
-    return f"{slug}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
 
 
 # -- 1. select ----------------------------------------------------------------------------------------------------

@@ -265,3 +265,17 @@ def transform_worst_case(request: Mapping[str, Any], region: str, max_seconds: f
             f"(missing {exc})"
         ) from None
     return _instance_worst_case(instance_type, count, max_seconds, region, "transform", "stated by the caller")
+
+
+def run_budget_problem(spent_usd: float, next_steps: Mapping[str, float], budget_usd: float, what: str) -> str | None:
+    """For a run that pays step by step (the active-learning loop): the message that stops it when what it has
+    spent plus the worst case of its next paid steps (`{"training job x": usd, ...}`) exceeds the budget; None
+    when it fits."""
+    committed = Decimal(str(spent_usd)) + sum((Decimal(str(v)) for v in next_steps.values()), Decimal(0))
+    if committed <= Decimal(str(budget_usd)):
+        return None
+    steps = " + ".join(f"{name} worst case ${usd:,.2f}" for name, usd in next_steps.items())
+    return (
+        f"{what}: ${spent_usd:,.2f} spent so far + {steps} = ${float(committed):,.2f} exceeds the budget "
+        f"${budget_usd:,.2f}. Nothing was started; raise budget_usd to go on."
+    )

@@ -67,6 +67,18 @@ AUTO_LABELING_REGIONS: tuple[str, ...] = tuple(GROUND_TRUTH_LAMBDA_ACCOUNTS)
 #: ``arn:aws:sagemaker:<region>:394669845002:workteam/public-crowd/default``.
 PUBLIC_WORKFORCE_ACCOUNT = "394669845002"
 
+#: BlazingText's image account per region, from the SageMaker Python SDK's ``image_uri_config/blazingtext.json``
+#: (the regions the seed's Part 1 names; GROUND_TRUTH.md): ``<account>.dkr.ecr.<region>.amazonaws.com/blazingtext:1``.
+BLAZINGTEXT_ACCOUNTS: dict[str, str] = {
+    "us-east-1": "811284229777",
+    "us-east-2": "825641698319",
+    "us-west-2": "433757028032",
+    "eu-west-1": "685385470294",
+    "eu-central-1": "813361260812",
+    "ap-northeast-1": "501404015308",
+    "ap-southeast-2": "544295431143",
+}
+
 CONTENT_CLASSIFIERS = ("FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent")
 
 
@@ -147,6 +159,17 @@ def auto_labeling_algorithm_arn(task_type: TaskType | str, region: str) -> str:
             f"supported regions: {', '.join(sorted(AUTO_LABELING_REGIONS))}."
         )
     return f"arn:aws:sagemaker:{region}:{AUTO_LABELING_ACCOUNT}:labeling-job-algorithm-specification/{algorithm}"
+
+
+def blazingtext_image(region: str) -> str:
+    """The region's BlazingText training and inference image."""
+    account = BLAZINGTEXT_ACCOUNTS.get(region)
+    if account is None:
+        raise ValueError(
+            f"no BlazingText image known for region {region!r} (known: {', '.join(sorted(BLAZINGTEXT_ACCOUNTS))}); "
+            "set model.image in the config"
+        )
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/blazingtext:1"
 
 
 def public_workforce_arn(region: str) -> str:

@@ -7,12 +7,14 @@ imported inside the function that needs it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from groundtruth.config import LabelingSettings, SourceConfig
+from groundtruth.config import ExperimentConfig, LabelingSettings, NightlyConfig, SourceConfig
 from groundtruth.manifests import bounding_box_template, class_labels, instructions_png
 from groundtruth.requests import LabelingJobConfig, TaskType, build_create_labeling_job_request
 
@@ -40,6 +42,12 @@ class S3Layout:
 
     def child(self, *parts: str) -> S3Layout:
         return S3Layout(self.bucket, self.key(*parts))
+
+
+def run_key(run_id: str) -> str:
+    """A readable, S3- and job-name-safe key unique to one DAG run."""
+    slug = re.sub(r"[^a-z0-9]+", "-", run_id.lower()).strip("-")[:32].strip("-")
+    return f"{slug}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
 
 
 def read_json(s3, bucket: str, key: str) -> dict | None:
@@ -177,7 +185,11 @@ def write_worker_ui(s3, layout: S3Layout, class_name: str, examples: list) -> di
 
 
 def bounding_box_request(
-    config: LabelingSettings, inputs: JobInputs, job_name: str, initial_model_arn: str | None, tags: dict[str, str]
+    config: ExperimentConfig | NightlyConfig,
+    inputs: JobInputs,
+    job_name: str,
+    initial_model_arn: str | None,
+    tags: dict[str, str],
 ) -> dict:
     """The notebook's bounding-box CreateLabelingJob request for `inputs`, from a family's labeling settings."""
     name = config.class_name
