@@ -41,7 +41,7 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _seed_text(args: argparse.Namespace) -> int:
-    from emulator.sim.textcorpus import seed_text
+    from emulator.sim.textcorpus import STYLES, seed_text
 
     try:
         summary = seed_text(
@@ -53,6 +53,7 @@ def _seed_text(args: argparse.Namespace) -> int:
             labeled_share=args.labeled_share,
             seed=args.seed,
             label_attribute=args.label_attribute_name,
+            style=STYLES[args.style],
         )
     except (ValueError, OSError) as exc:  # a bad corpus line, an unreadable file, a refused truth: say which
         print(f"seed-text: error: {exc}", file=sys.stderr, flush=True)
@@ -93,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     text.add_argument("--labeled-share", type=float, default=0.2, help="share of lines already human-labeled")
     text.add_argument("--seed", type=int, default=0, help="the same seed gives the same synthetic headlines")
     text.add_argument("--label-attribute-name", default="category", help="the manifest's label attribute")
+    text.add_argument(
+        "--style",
+        choices=("hard", "clear"),
+        default="hard",
+        help="synthetic headlines: 'hard' (a third crossovers, a third vague) or 'clear' (a tenth of each)",
+    )
     text.set_defaults(func=_seed_text)
 
     args = parser.parse_args(argv)

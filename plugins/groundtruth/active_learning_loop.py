@@ -85,20 +85,20 @@ def _records(s3, uri: str) -> list[dict]:
 def prepare(s3, config: ActiveLearningConfig, layout: S3Layout, ds: str | None, include_dir: Path) -> LoopState:
     """Copy the input manifest into the run with sequential ids, read the label categories, write the worker UI
     and (for a script model) upload its source bundle; a bad line fails here, naming the URI and line."""
-    source = config.input_manifest_for(ds)
+    source, categories_uri = config.dated("input_manifest", ds), config.dated("label_categories", ds)
     ensure_bucket(s3, config)  # the model's source bundles live there
     records = steps.parse_input_manifest(steps.read_bytes(s3, source), source, config.label_attribute)
     if not records:
         raise ManifestError(f"{source} has no records")
-    categories = steps.parse_label_categories(steps.read_bytes(s3, config.label_categories), config.label_categories)
+    categories = steps.parse_label_categories(steps.read_bytes(s3, categories_uri), categories_uri)
     if len(categories) < 2:
-        raise ManifestError(f"{config.label_categories}: text classification needs at least 2 labels")
+        raise ManifestError(f"{categories_uri}: text classification needs at least 2 labels")
     for record in records:
         label = record.get(config.label_attribute)
         if label is not None and label >= len(categories):
             raise ManifestError(
                 f"{source} line {record['id'] + 1}: {config.label_attribute}={label} is not an index into the "
-                f"{len(categories)} labels of {config.label_categories}"
+                f"{len(categories)} labels of {categories_uri}"
             )
     manifest = layout.uri("intermediate", "input.manifest")
     steps.write_bytes(s3, manifest, steps.serialize(records))

@@ -77,6 +77,7 @@ class ActiveLearningTasks(FamilyTasks[ActiveLearningConfig]):
             "deferrable": True,
             "check_interval": cfg.check_interval_seconds,
             "retry_delay": timedelta(minutes=5),
+            "restart_failed_job": cfg.restart_failed_jobs,
         }
 
     # -- prepare -------------------------------------------------------------------------------------------------

@@ -234,7 +234,7 @@ def with_params(config: _S, params: dict) -> _S:
     try:
         return type(config).model_validate(data)
     except ValidationError as exc:
-        kind = type(config).__name__.removesuffix("Config").lower()
+        kind = re.sub(r"(?<!^)(?=[A-Z])", " ", type(config).__name__.removesuffix("Config")).lower()
         raise ConfigError(f"{kind} {config.name}: {_validation_problems(exc, 'param')}") from None
 
 
@@ -477,7 +477,7 @@ class ActiveLearningConfig(LabelingSettings):
     max_active_runs: Annotated[int, Field(ge=1, le=16)] = 1
     prefix: KeyPrefix = "ground-truth-active-learning"  # under `bucket`: the model's source bundles
     input_manifest: S3ObjectUri  # may contain {{ ds }} / {{ ds_nodash }}: a dated shard per run
-    label_categories: S3ObjectUri
+    label_categories: S3ObjectUri  # may contain them too
     output_prefix: S3PrefixUri  # a run writes under <output_prefix><run key>/
     task_type: Literal["text-classification"] = "text-classification"
     model: LoopModel = Field(default_factory=BlazingTextModel)
@@ -490,6 +490,9 @@ class ActiveLearningConfig(LabelingSettings):
     sample_seed: str | None = None  # seeds the human batches' sample; default: the config's name
     transform_max_seconds: Annotated[int, Field(ge=60, le=432_000)] = 86_400
     auto_labeling: bool = False  # the loop labels by its own model's margin; the human jobs never auto-label
+    # A paid job that failed fails its task for good (a retry reports the same job); true: a retry or clear starts a
+    # fresh attempt `<name>-a<N>` instead.
+    restart_failed_jobs: bool = False
 
     @field_validator("schedule")
     @classmethod
@@ -521,13 +524,13 @@ class ActiveLearningConfig(LabelingSettings):
     def seed(self) -> str:
         return self.sample_seed or self.name
 
-    def input_manifest_for(self, ds: str | None) -> str:
-        """`input_manifest` with `{{ ds }}` / `{{ ds_nodash }}` replaced by the run's date (nothing else is
-        templated)."""
-        uri = self.input_manifest
+    def dated(self, field: Literal["input_manifest", "label_categories"], ds: str | None) -> str:
+        """The field's URI with `{{ ds }}` / `{{ ds_nodash }}` replaced by the run's date (nothing else is
+        templated): a scheduled config reads one dated shard per run."""
+        uri = getattr(self, field)
         if any(p in uri for p in DS_PLACEHOLDERS):
             if not ds:
-                raise ValueError(f"input_manifest {uri!r} needs a run date ({{{{ ds }}}}) and the run has none")
+                raise ValueError(f"{field} {uri!r} needs a run date ({{{{ ds }}}}) and the run has none")
             uri = uri.replace("{{ ds }}", ds).replace("{{ ds_nodash }}", ds.replace("-", ""))
         return uri
 

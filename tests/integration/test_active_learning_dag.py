@@ -3,6 +3,7 @@ against the emulator: the seed's loop on small synthetic corpora whose truth the
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,3 +121,58 @@ def test_blazingtext_loop_labels_every_line_once_and_a_rerun_reattaches(bag, emu
     assert states(again)["export"] == "success"
     assert job_names(sagemaker) == jobs
     assert manifests(s3, conf["output_prefix"]) == written
+
+
+def test_a_corpus_already_fully_labeled_exports_at_once(bag, emulator, boto_session, s3):
+    sagemaker = boto_session.client("sagemaker", endpoint_url=emulator.url)
+    before = job_names(sagemaker)
+    conf = corpus(emulator, "full", articles=80, labeled_share=1.0, seed=23)
+    dagrun = run(bag.get_dag("active_learning_news"), datetime(2026, 11, 3, tzinfo=UTC), conf)
+    got = states(dagrun)
+    assert got["export"] == "success" and got["report"] == "success", got
+    assert {got[f"round_{n}.plan"] for n in range(1, 9)} == {"skipped"}
+    assert got["bootstrap.label"] == "skipped"
+    assert job_names(sagemaker) == before  # nothing was paid for
+    exported = xcom(dagrun, "export")
+    assert exported["counts"] == {"total": 80, "human_labeled": 80, "auto_labeled": 0, "unlabeled": 0}
+    assert exported["TrainedModelArn"] is None
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [(b"{not json", "line 3: not JSON"), (b'{"text": "no source here"}', 'line 3: needs a string "source"')],
+    ids=["not-json", "no-source"],
+)
+def test_a_bad_manifest_line_fails_prepare_naming_the_line_before_any_job(
+    bag, emulator, boto_session, s3, line, problem
+):
+    from groundtruth import active_learning_loop as loop
+    from groundtruth.config import load_active_learning
+    from groundtruth.manifests import ManifestError
+
+    from tests.conftest import REPO
+
+    sagemaker = boto_session.client("sagemaker", endpoint_url=emulator.url)
+    conf = corpus(emulator, f"bad-{len(line)}", articles=10, labeled_share=0.2, seed=24)
+    bucket, key = conf["input_manifest"][5:].split("/", 1)
+    good = s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()
+    s3.put_object(Bucket=bucket, Key=key, Body=b"\n".join([*good[:2], line, *good[2:]]) + b"\n")
+    before = job_names(sagemaker)
+
+    dagrun = run(bag.get_dag("active_learning_news"), datetime(2026, 11, 4, tzinfo=UTC), conf)
+    got = states(dagrun)
+    assert got["prepare"] == "failed" and dagrun.get_task_instance("prepare").try_number == 1, got
+    assert got["export"] == "upstream_failed" and job_names(sagemaker) == before
+
+    config = load_active_learning(REPO / "include" / "active_learning" / "news.yaml").model_copy(update=conf)
+    with pytest.raises(ManifestError) as error:
+        loop.prepare(s3, config, loop.run_layout(config, "manual__x"), None, REPO / "include")
+    assert f"{conf['input_manifest']} {problem}" in str(error.value)
+
+
+def test_a_bad_param_is_refused_naming_it(bag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = copy.deepcopy(bag.get_dag("active_learning_news").params)
+    with pytest.raises(ParamValidationError, match="param auto_label_margin: 1.5 is greater than or equal to"):
+        params.update({"auto_label_margin": 1.5})
