@@ -10,14 +10,17 @@ STAMP := $(VENV)/.installed-$(REQ_HASH)
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv browser demo test acceptance lint airflow emulator lock clean
+.PHONY: help venv browser demo demo-active-learning test acceptance lint airflow emulator stack stack-down lock clean
 
 help:
 	@echo "make demo     run labeling_experiment_birds end to end on the local AWS stand-in"
+	@echo "make demo-active-learning  run active_learning_news (the second seed's loop) end to end on the stand-in"
 	@echo "make test     run the whole test suite"
 	@echo "make lint     ruff"
 	@echo "make airflow  Airflow UI (standalone) against a running emulator (EMULATOR_URL=...)"
 	@echo "make emulator start the emulator in the foreground (PORT=4566)"
+	@echo "make stack    the compose topology as local processes (Postgres, Redis, Celery, emulator) under .stack/"
+	@echo "make stack-down  stop what \`make stack\` started (data and logs stay in .stack/)"
 	@echo "make lock     regenerate requirements.txt from requirements.in"
 
 # Install only when requirements.txt changed since the last install (the stamp carries its hash).
@@ -40,6 +43,9 @@ browser:
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+demo-active-learning: $(STAMP)
+	$(BIN)/python scripts/demo_active_learning.py
 
 # The seed experiment test replays fixed random streams (tests/emulator/seed.py). On x86-64 the numerics take the
 # paths its figures were measured on (AVX2; OpenBLAS's Haswell kernels), so a host with AVX-512 computes the same
@@ -64,6 +70,14 @@ airflow: $(STAMP)
 
 emulator: $(STAMP)
 	$(BIN)/python -m emulator serve --host 127.0.0.1 --port $${PORT:-4566}
+
+# docker-compose.yaml's topology without a container engine: scripts/stack.py (GT_STACK_DIR, GT_STACK_IMAGES).
+stack: $(STAMP)
+	$(BIN)/python scripts/stack.py up
+
+# Only the standard library: works without the venv too.
+stack-down:
+	$(PYTHON) scripts/stack.py down
 
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv==0.13.8

@@ -20,9 +20,7 @@ HOSTILE = '"><script>alert(1)</script>{{ task.input | to_json }}'
 
 
 def _settings(region: str = "us-east-1", **extra) -> LabelingSettings:
-    return LabelingSettings(
-        name="news", region=region, bucket=BUCKET, prefix="al", role_arn=ROLE, **extra
-    )
+    return LabelingSettings(name="news", region=region, bucket=BUCKET, prefix="al", role_arn=ROLE, **extra)
 
 
 def _request(settings: LabelingSettings, prefix: str = "s3://b/p", job_name: str = "al-news-human-r1") -> dict:
