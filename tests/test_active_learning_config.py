@@ -60,14 +60,14 @@ def test_a_bad_field_is_named_with_the_file(tmp_path, patch, field):
 
 def test_max_rounds_below_the_bound_says_how_many_are_needed(tmp_path):
     text = NEWS.read_text().replace("max_rounds: 8", "max_rounds: 7")
-    with pytest.raises(ConfigError, match="max_rounds=7 cannot finish the loop: .* need up to 8 rounds"):
+    with pytest.raises(ConfigError, match=r"max_rounds=7 cannot finish the loop: .* need up to 8 rounds"):
         load_active_learning(write(tmp_path, text))
 
 
 def test_a_script_model_without_its_entry_point_is_refused(tmp_path):
     (tmp_path / "include" / "models" / "mine").mkdir(parents=True)
     text = CUSTOM.read_text().replace("source_dir: models/news_classifier", "source_dir: models/mine")
-    with pytest.raises(ConfigError, match="field 'model.source_dir': .*models/mine/train.py does not exist"):
+    with pytest.raises(ConfigError, match=r"field 'model\.source_dir': .*models/mine/train\.py does not exist"):
         load_active_learning(write(tmp_path, text, "news_custom"))
 
 

@@ -19,6 +19,7 @@ output at a fixed key and derives it only from its inputs, so re-running a stage
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import hashlib
 import io
@@ -44,7 +45,14 @@ from groundtruth.pricing import (
     worst_case_cost,
 )
 from groundtruth.requests import blazingtext_image, labeling_job_name
-from groundtruth.stages import S3Layout, ensure_bucket, exists, run_key, text_classification_request
+from groundtruth.stages import (
+    S3Layout,
+    ensure_bucket,
+    exists,
+    publish_report,
+    run_key,
+    text_classification_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -617,9 +625,6 @@ def report(
     With an explicit endpoint (the emulator), the labels are scored against the emulator's truth through its admin
     route; on AWS there is no truth and the accuracy rows say so. The human labels scored are the ones this run's
     jobs made (labels the input already carried are not the workforce's)."""
-    import os
-    import tempfile
-
     from groundtruth.active_learning_report import build_report, render_report, summary_text, truth_check
 
     final = layout.uri("final_output.manifest") if state["counts"]["unlabeled"] == 0 else None
@@ -635,23 +640,6 @@ def report(
         if auto is not None and human is not None:
             doc["truth"] = {"auto": auto, "human": human}
     result = build_report(doc)
-    local_root = os.environ.get("GT_LOCAL_REPORTS_DIR")
-    with tempfile.TemporaryDirectory() as tmp:
-        out_dir = Path(local_root) / dag_id / run_id if local_root else Path(tmp)
-        files = render_report(result, out_dir)
-        for path in files.values():
-            content_type = {".png": "image/png", ".html": "text/html", ".json": "application/json"}.get(
-                path.suffix, "text/plain"
-            )
-            s3.put_object(
-                Bucket=layout.bucket,
-                Key=layout.key("report", path.name),
-                Body=path.read_bytes(),
-                ContentType=content_type,
-            )
+    published = publish_report(s3, layout, dag_id, run_id, functools.partial(render_report, result))
     log.info("report:\n%s", summary_text(result))
-    return {
-        "report_uri": layout.uri("report", "report.html"),
-        "local_report": str(out_dir / "report.html") if local_root else None,
-        "totals": result["totals"],
-    }
+    return {**published, "totals": result["totals"]}

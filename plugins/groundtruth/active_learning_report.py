@@ -16,8 +16,8 @@ published shares. Matplotlib is imported inside the render functions only: DAG f
 
 from __future__ import annotations
 
-import base64
 import contextlib
+import functools
 import html
 import itertools
 import json
@@ -30,6 +30,11 @@ from urllib import error as urlerror
 from urllib import request as urlrequest
 
 from groundtruth.pricing import rounded_usd
+from groundtruth.report_kit import empty as _empty
+from groundtruth.report_kit import esc as _e
+from groundtruth.report_kit import figures, page, render_pngs, write_report_files
+from groundtruth.report_kit import fmt as _fmt
+from groundtruth.report_kit import table as _table
 
 SEED = {
     "human_labeled_pct": 52.0,
@@ -173,14 +178,6 @@ def build_report(history: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _fmt(value: Any, spec: str = "") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float | int) and not isinstance(value, bool) and spec:
-        return format(value, spec)
-    return str(value)
-
-
 def _accuracy_text(report: Mapping[str, Any], who: str) -> str:
     accuracy = report["totals"][f"{who}_label_accuracy"]
     checked = ((report.get("truth") or {}).get(who) or {}).get("checked")
@@ -247,46 +244,13 @@ def render_report(report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
 
     The same report gives byte-identical files: no clock is read, PNGs carry no timestamp metadata.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {"json": out_dir / "report.json"}
-    paths["json"].write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    images: dict[str, bytes] = {}
-    for name, png in _render_plots(report).items():
-        paths[name] = out_dir / f"{name}.png"
-        paths[name].write_bytes(png)
-        images[name] = png
-    paths["html"] = out_dir / "report.html"
-    paths["html"].write_text(report_html(report, images), encoding="utf-8")
-    return paths
-
-
-def _render_plots(report: Mapping[str, Any]) -> dict[str, bytes]:
-    import io
-
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     margin_rows = math.ceil(max(1, len(report["rounds"])) / _MARGIN_COLUMNS)
-    drawers = {"shares": (_plot_shares, 4.0), "margins": (_plot_margins, 2.6 * margin_rows), "cost": (_plot_cost, 4.0)}
-    pngs = {}
-    with matplotlib.rc_context({"font.size": 9, "axes.titlesize": 10}):
-        for name, (draw, height) in drawers.items():
-            fig = Figure(figsize=(11, height), dpi=100, facecolor="white")
-            FigureCanvasAgg(fig)
-            draw(fig, report)
-            fig.tight_layout()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", metadata={"Software": None})
-            pngs[name] = buf.getvalue()
-    return pngs
-
-
-def _empty(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    heights = {"shares": 4.0, "margins": 2.6 * margin_rows, "cost": 4.0}
+    drawers = {"shares": _plot_shares, "margins": _plot_margins, "cost": _plot_cost}
+    pngs = render_pngs(
+        {name: (functools.partial(draw, report=report), heights[name]) for name, draw in drawers.items()}
+    )
+    return write_report_files(report, out_dir, pngs, functools.partial(report_html, report))
 
 
 def _steps(report: Mapping[str, Any]) -> list[tuple[str, float, float]]:
@@ -374,19 +338,6 @@ def _plot_cost(fig, report: Mapping[str, Any]) -> None:
 
 
 # -- HTML -----------------------------------------------------------------------------------------------------------
-def _e(value: Any, spec: str = "") -> str:
-    """Format, then escape: every value that reaches the HTML goes through here."""
-    return html.escape(_fmt(value, spec), quote=True)
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
-    """A table from already-escaped cells; headers are escaped here."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    cls_attr = f' class="{html.escape(cls)}"' if cls else ""
-    return f"<table{cls_attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _arn(value: Any) -> str:
     return f'<span class="arn">{_e(value)}</span>'
 
@@ -468,19 +419,6 @@ def _totals_rows(report: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #222; max-width: 1400px; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; vertical-align: top; }
-th { background: #f3f3f3; } td:first-child { text-align: left; font-weight: 600; }
-.arn { font-family: monospace; font-size: 0.8em; word-break: break-all; }
-.note { color: #555; font-size: 0.9em; max-width: 60em; } .warn { color: #a40; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #555; }
-"""
-
-
 def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     """The self-contained page: inline CSS, plots as data URIs, every value from config or data HTML-escaped."""
     totals = _table(["", "this run", "seed (published)"], _totals_rows(report), "totals")
@@ -503,23 +441,13 @@ def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
         _round_rows(report),
         "rounds",
     )
-    figures = "".join(
-        f'<figure><img alt="{html.escape(PLOTS[name])}" '
-        f'src="data:image/png;base64,{base64.b64encode(images[name]).decode("ascii")}">'
-        f"<figcaption>{html.escape(PLOTS[name])}</figcaption></figure>"
-        for name in PLOTS
-        if name in images
-    )
+    plots = figures(PLOTS, images)
     notes = "".join(f"<li>{_e(note)}</li>" for note in report.get("inconsistencies") or [])
     initial = report.get("initial") or {}
     title = f"Active-learning report: {report['name']}"
-    return "\n".join(
+    return page(
+        title,
         [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-            f"<h1>{html.escape(title)}</h1>",
             f'<p class="note">DAG <code>{_e(report["dag_id"])}</code>, run <code>{_e(report["run_id"])}</code>; '
             f"label attribute <code>{_e(report.get('label_attribute'))}</code>, model "
             f"<code>{_e(report.get('model_kind'))}</code>. The manifest came with "
@@ -529,7 +457,7 @@ def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
             f"<h2>Totals beside the seed</h2>{totals}",
             f'<p class="note">Seed: {_e(report["seed"]["source"])}.</p>',
             f"<h2>Per round</h2>{rounds}",
-            f"<h2>Plots</h2>{figures}",
+            f"<h2>Plots</h2>{plots}",
             "<h2>How to read this</h2>",
             '<ul class="note">',
             "<li>Each <b>round</b> trains a model on every human label so far, scores the unlabeled records, "
@@ -541,9 +469,7 @@ def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
             "<li><b>Cost</b> adds training and batch-transform instance time to the labeling jobs' per-object "
             "price. <b>Label accuracy</b> needs the true classes, which only the emulator knows.</li>",
             "</ul>",
-            "</body></html>",
-            "",
-        ]
+        ],
     )
 
 

@@ -7,8 +7,8 @@ Shape of a run (the seed's Step Functions, unrolled into a fixed DAG):
 
 The loop's state travels as the `state` XCom of `prepare`, every `auto_label` and every `merge`; a round's `plan`
 reads the latest one that exists, so a bootstrap or human batch that was not needed (skipped) is simply passed
-over. A `plan` with nothing left to label skips itself, and with it the rest of its round; every later `plan` does
-the same (trigger rule `none_failed`), so a loop that finishes early shows its remaining rounds as skipped. `export`
+over (a `plan` has trigger rule `none_failed`). A `plan` that finds nothing left to label skips the rest of its round
+and every later round at once, so a loop that finishes early shows its remaining rounds as skipped. `export`
 fails, saying how many objects are unlabeled, when `max_rounds` rounds did not finish the job.
 
 Every paid job (labeling, training, transform) is one of the retry-safe operators: a retried or cleared task
@@ -18,18 +18,27 @@ reattaches to the job its earlier try started, and a killed one stops it.
 from __future__ import annotations
 
 import functools
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, TaskGroup, TriggerRule, task
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException, DownstreamTasksSkipped
 
 from groundtruth.config import ActiveLearningConfig
 from groundtruth.dagfactory import FamilyTasks, deterministic
 from groundtruth.operators import CreateLabelingJobOperator
 
+log = logging.getLogger(__name__)
+
 TRAINING_SLACK = timedelta(hours=1)  # a training job ends at MaxRuntimeInSeconds; its wait may take a little longer
+
+
+def _round_of(task_id: str) -> int:
+    """k for a task of group `round_<k>`, else 0."""
+    group = task_id.split(".", 1)[0]
+    return int(group.removeprefix("round_")) if group.startswith("round_") and "." in task_id else 0
 
 
 class HumanBatchLabelingOperator(CreateLabelingJobOperator):
@@ -167,9 +176,15 @@ class ActiveLearningTasks(FamilyTasks[ActiveLearningConfig]):
                 with deterministic():
                     planned = loop.plan_round(s3, cfg, layout, state, number, dag_id, run_id, f"{group}.train")
                 if planned is None:
-                    raise AirflowSkipException(
-                        f"every one of the {state['objects']} objects is labeled: round {number} is not needed"
+                    # The loop is done: skip the rest of this round and every later round in one step.
+                    rest = [t for t in ti.task.dag.task_ids if _round_of(t) >= number and t != f"{group}.plan"]
+                    log.info(
+                        "Every one of the %d objects is labeled: rounds %d to %d are not needed",
+                        state["objects"],
+                        number,
+                        cfg.max_rounds,
                     )
+                    raise DownstreamTasksSkipped(tasks=rest)
                 return planned
 
             planned = plan()

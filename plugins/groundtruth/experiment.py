@@ -6,6 +6,7 @@ Every S3 location is derived from (experiment prefix, run): a retried or cleared
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import asdict
@@ -18,6 +19,7 @@ from groundtruth.stages import (
     bounding_box_request,
     ensure_bucket,
     exists,
+    publish_report,
     put_json,
     read_json,
     run_key,
@@ -243,7 +245,6 @@ def job_request(
 
 
 # -- 5. the comparison report -------------------------------------------------------------------------------------
-REPORT_FILES = {"json": "application/json", "html": "text/html; charset=utf-8"}
 
 
 def report(
@@ -254,10 +255,6 @@ def report(
     The reference boxes are the ones the selection step read from the annotation CSV for exactly these images.
     In demo mode (`GT_LOCAL_REPORTS_DIR` set) the files are also written to `<dir>/<dag_id>/<run_id>/`.
     """
-    import os
-    import tempfile
-    from pathlib import Path
-
     from groundtruth.outputs import read_job_outputs
     from groundtruth.report import JobSummaryInput, build_report, reference_pixel_boxes, render_report, summary_text
 
@@ -271,22 +268,10 @@ def report(
             JobSummaryInput(key, description, outputs, references=references, service_fee_usd=config.service_fee_usd)
         )
     result = build_report(config.name, dag_id, run_id, inputs)
-    local_root = os.environ.get("GT_LOCAL_REPORTS_DIR")
-    with tempfile.TemporaryDirectory() as tmp:
-        out_dir = Path(local_root) / dag_id / run_id if local_root else Path(tmp)
-        files = render_report(result, out_dir)
-        for path in files.values():
-            content_type = "image/png" if path.suffix == ".png" else REPORT_FILES.get(path.suffix[1:], "text/plain")
-            s3.put_object(
-                Bucket=layout.bucket,
-                Key=layout.key("report", path.name),
-                Body=path.read_bytes(),
-                ContentType=content_type,
-            )
+    published = publish_report(s3, layout, dag_id, run_id, functools.partial(render_report, result))
     log.info("report:\n%s", summary_text(result))
     return {
-        "report_uri": layout.uri("report", "report.html"),
-        "local_report": str(out_dir / "report.html") if local_root else None,
+        **published,
         "jobs": [
             {k: job.get(k) for k in ("key", "job_name", "machine_labeled_pct", "cost_usd")} for job in result["jobs"]
         ],

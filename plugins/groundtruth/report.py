@@ -23,9 +23,8 @@ Matplotlib is imported inside the render functions only: DAG files import this m
 
 from __future__ import annotations
 
-import base64
+import functools
 import html
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -36,6 +35,11 @@ from typing import Any
 from groundtruth.outputs import Box, ImageLabel, JobOutputs
 from groundtruth.pricing import SERVICE_FEE_USD, Pricing, labeling_cost, pricing_from_request, rounded_usd
 from groundtruth.quality import image_miou, openimages_to_pixels
+from groundtruth.report_kit import empty as _empty
+from groundtruth.report_kit import esc as _e
+from groundtruth.report_kit import figures, page, render_pngs, write_report_files
+from groundtruth.report_kit import fmt as _fmt
+from groundtruth.report_kit import table as _table
 
 QUALITY_TARGET_MIOU = 0.6
 """The mean IoU Ground Truth's auto-labeling aims for on bounding boxes (shown as a line on the confidence plot)."""
@@ -320,54 +324,19 @@ def render_report(report: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
 
     The same report gives byte-identical files: no clock is read, PNGs carry no timestamp metadata.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {"json": out_dir / "report.json"}
-    paths["json"].write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    images: dict[str, bytes] = {}
-    for name, png in _render_plots(report).items():
-        paths[name] = out_dir / f"{name}.png"
-        paths[name].write_bytes(png)
-        images[name] = png
-    paths["html"] = out_dir / "report.html"
-    paths["html"].write_text(report_html(report, images), encoding="utf-8")
-    return paths
-
-
-def _render_plots(report: Mapping[str, Any]) -> dict[str, bytes]:
-    import io
-
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    jobs = report["jobs"]
     drawers = {
         "costs": _plot_costs,
         "counts": _plot_counts,
         "training_curves": _plot_training,
         "miou_confidence": _plot_miou_confidence,
     }
-    pngs = {}
-    with matplotlib.rc_context({"font.size": 9, "axes.titlesize": 10}):
-        for name, draw in drawers.items():
-            fig = Figure(figsize=(11, 4), dpi=100, facecolor="white")
-            FigureCanvasAgg(fig)
-            draw(fig, report["jobs"])
-            fig.tight_layout()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", metadata={"Software": None})
-            pngs[name] = buf.getvalue()
-    return pngs
+    pngs = render_pngs({name: (functools.partial(draw, jobs=jobs), 4.0) for name, draw in drawers.items()})
+    return write_report_files(report, out_dir, pngs, functools.partial(report_html, report))
 
 
 def _job_label(job: Mapping[str, Any]) -> str:
     return str(job["key"])
-
-
-def _empty(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def _plot_costs(fig, jobs: Sequence[Mapping[str, Any]]) -> None:
@@ -454,27 +423,6 @@ def _plot_miou_confidence(fig, jobs: Sequence[Mapping[str, Any]]) -> None:
 
 
 # -- HTML -----------------------------------------------------------------------------------------------------------
-def _fmt(value: Any, spec: str = "") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float | int) and not isinstance(value, bool) and spec:
-        return format(value, spec)
-    return str(value)
-
-
-def _e(value: Any, spec: str = "") -> str:
-    """Format, then escape: every value that reaches the HTML goes through here."""
-    return html.escape(_fmt(value, spec), quote=True)
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
-    """A table from already-escaped cells; headers are escaped here."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    cls_attr = f' class="{html.escape(cls)}"' if cls else ""
-    return f"<table{cls_attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _summary_rows(jobs: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     fields: list[tuple[str, Any]] = [
         ("job name", lambda j: _e(j["job_name"])),
@@ -555,21 +503,6 @@ def _later_of(a: str | None, b: str | None) -> str | None:
     return max(x for x in (a, b) if x) if (a or b) else None
 
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #222; max-width: 1400px; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; vertical-align: top; }
-th { background: #f3f3f3; } td:first-child { text-align: left; font-weight: 600; }
-.side { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
-.side > section { flex: 1 1 480px; }
-.arn { font-family: monospace; font-size: 0.8em; word-break: break-all; }
-.note { color: #555; font-size: 0.9em; max-width: 60em; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #555; }
-"""
-
-
 def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     """The self-contained page: inline CSS, plots as data URIs, every value from config or data HTML-escaped."""
     jobs = report["jobs"]
@@ -590,13 +523,7 @@ def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     rounds = _table(
         ["job", "iteration", "human images / boxes", "machine images / boxes", "last event (UTC)"], _round_rows(jobs)
     )
-    figures = "".join(
-        f'<figure><img alt="{html.escape(PLOTS[name])}" '
-        f'src="data:image/png;base64,{base64.b64encode(images[name]).decode("ascii")}">'
-        f"<figcaption>{html.escape(PLOTS[name])}</figcaption></figure>"
-        for name in PLOTS
-        if name in images
-    )
+    plots = figures(PLOTS, images)
     basis = (reference.get("price_basis") or {}).get("note")
     pricing_notes = "".join(_pricing_note(j) for j in jobs if "pricing" in j)
     failures = "".join(
@@ -605,13 +532,9 @@ def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
         if j.get("failure_reason")
     )
     title = f"Ground Truth labeling report: {report['experiment']}"
-    return "\n".join(
+    return page(
+        title,
         [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-            f"<h1>{html.escape(title)}</h1>",
             f'<p class="note">DAG <code>{_e(report["dag_id"])}</code>, run <code>{_e(report["run_id"])}</code>.</p>',
             '<div class="side">',
             f"<section><h2>This run</h2>{summary}"
@@ -620,7 +543,7 @@ def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
             f"<section><h2>The seed's published result</h2>{seed}"
             f'<p class="note">{_e(reference.get("setup"))}. {_e(basis)}</p></section>',
             "</div>",
-            f"<h2>Plots</h2>{figures}",
+            f"<h2>Plots</h2>{plots}",
             f"<h2>Per-round counts</h2>{rounds}",
             "<h2>How to read this</h2>",
             '<ul class="note">',
@@ -642,7 +565,5 @@ def report_html(report: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
             "threshold and sends the least confident rest to humans.</li>",
             f"<li><b>Pricing used</b>:<ul>{pricing_notes}</ul></li>" if pricing_notes else "",
             "</ul>",
-            "</body></html>",
-            "",
-        ]
+        ],
     )

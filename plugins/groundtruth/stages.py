@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from groundtruth.config import ExperimentConfig, LabelingSettings, NightlyConfig, SourceConfig
@@ -256,3 +257,32 @@ def text_classification_request(
             tags=tags,
         )
     )
+
+
+REPORT_CONTENT_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8", ".png": "image/png"}
+
+
+def publish_report(
+    s3, layout: S3Layout, dag_id: str, run_id: str, render: Callable[[Path], dict[str, Path]]
+) -> dict[str, str | None]:
+    """Render a report's files into a directory and upload them under `<layout>/report/`.
+
+    In demo mode (`GT_LOCAL_REPORTS_DIR` set) the directory is `<dir>/<dag_id>/<run_id>/` and stays; otherwise a
+    temporary one. Returns `report_uri` (the HTML on S3) and `local_report` (its local path, or None)."""
+    import os
+    import tempfile
+
+    local_root = os.environ.get("GT_LOCAL_REPORTS_DIR")
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = Path(local_root) / dag_id / run_id if local_root else Path(tmp)
+        for path in render(out_dir).values():
+            s3.put_object(
+                Bucket=layout.bucket,
+                Key=layout.key("report", path.name),
+                Body=path.read_bytes(),
+                ContentType=REPORT_CONTENT_TYPES.get(path.suffix, "text/plain"),
+            )
+    return {
+        "report_uri": layout.uri("report", "report.html"),
+        "local_report": str(out_dir / "report.html") if local_root else None,
+    }
