@@ -52,7 +52,7 @@ class HumanBatchLabelingOperator(CreateLabelingJobOperator):
 
 def final_manifest_asset(config: ActiveLearningConfig) -> Asset:
     """The loop's product: every run's final manifest (the event's `extra` names the exact URI)."""
-    return Asset(name=f"active_learning_{config.name}_final_manifest", uri=config.output_prefix)
+    return Asset(name=f"active_learning_{config.name}.final_manifest", uri=config.output_prefix)
 
 
 class ActiveLearningTasks(FamilyTasks[ActiveLearningConfig]):

@@ -175,7 +175,8 @@ def _load_yaml(path: Path, model: type[_M]) -> _M:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        # libyaml's loader when PyYAML was built with it (several times faster per file), else the pure-Python one
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
     if not isinstance(data, dict):
