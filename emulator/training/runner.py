@@ -10,8 +10,10 @@ decides (a stop that arrived meanwhile wins).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 import tempfile
 import threading
 import time
@@ -87,6 +89,27 @@ class JobLog:
 
     def tail_text(self) -> str:
         return " | ".join(self.tail)
+
+
+class MetricScraper:
+    """`AlgorithmSpecification.MetricDefinitions` as the service applies them to a script's log: each regex's first
+    group, read as a number; the last value of each metric is its final one (`FinalMetricDataList`)."""
+
+    def __init__(self, definitions: list[dict]) -> None:
+        self.patterns = []
+        for definition in definitions:
+            try:
+                self.patterns.append((definition["Name"], re.compile(definition["Regex"])))
+            except (KeyError, TypeError, re.error) as exc:
+                raise JobFailed(f"ClientError: MetricDefinitions entry {definition!r} is not usable: {exc}") from None
+        self.values: dict[str, float] = {}
+
+    def scan(self, line: str) -> None:
+        for name, pattern in self.patterns:
+            match = pattern.search(line)
+            if match and match.groups():
+                with contextlib.suppress(ValueError):
+                    self.values[name] = float(match.group(1))
 
 
 class TrainingRunner:
@@ -272,11 +295,17 @@ class TrainingRunner:
         self.log.line(f"Invoking script with the following command: {' '.join(command[1:])}")
         self.log.measure_from_now()
         grace = max(1.0, STOP_GRACE_SECONDS / self.clock.scale)
+        metrics = MetricScraper(self.request["AlgorithmSpecification"].get("MetricDefinitions") or [])
+
+        def on_line(line: str) -> None:
+            self.log.line(line)
+            metrics.scan(line)
+
         outcome = run_process(
             command,
             cwd=env.code_dir,
             env=env.process_env(),
-            on_line=self.log.line,
+            on_line=on_line,
             stop=self.job.stop_requested,
             max_wall_seconds=self.max_runtime,
             grace_seconds=grace,
@@ -295,6 +324,8 @@ class TrainingRunner:
             self.log.line(f"Reporting training FAILURE (exit code {outcome.exit_code})")
             raise JobFailed(reason)
         self.log.line("Reporting training SUCCESS")
+        if metrics.values:
+            self.job.record_metrics(metrics.values)
 
         self._enter("Uploading", "Uploading generated training model")
         self._inject("uploading")

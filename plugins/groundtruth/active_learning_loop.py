@@ -393,7 +393,12 @@ def training_request(
     ]
     return {
         **common,
-        "AlgorithmSpecification": {"TrainingImage": model.image, "TrainingInputMode": "File"},
+        "AlgorithmSpecification": {
+            "TrainingImage": model.image,
+            "TrainingInputMode": "File",
+            # the service reads metrics from the log with these; BlazingText reports its own
+            "MetricDefinitions": [{"Name": "validation:accuracy", "Regex": model.validation_accuracy_regex}],
+        },
         "HyperParameters": hyperparameters,
         "InputDataConfig": channels,
     }

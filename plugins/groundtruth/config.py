@@ -445,6 +445,8 @@ class ScriptModel(_Strict):
     inference_image: ImageUri | None = None  # default: `image`
     hyperparameters: dict[str, str] = Field(default_factory=dict)
     instance_type: InstanceType = "ml.m5.large"
+    # How the script logs its validation accuracy (the first group is the number): a MetricDefinitions regex
+    validation_accuracy_regex: str = r"#validation_accuracy: ([0-9.]+)"
     max_runtime_seconds: Annotated[int, Field(ge=60, le=432_000)] = 3_600
     transform_instance_type: InstanceType = "ml.m5.large"
 

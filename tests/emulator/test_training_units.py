@@ -172,3 +172,16 @@ def test_a_process_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
     runner.join(60)
     outcome = lines[-1]
     assert outcome.ended_by == "stop" and outcome.exit_code == -9
+
+
+def test_metric_definitions_read_the_last_value_of_each_metric_from_the_log():
+    from emulator.training.runner import JobFailed, MetricScraper
+
+    scraper = MetricScraper(
+        [{"Name": "validation:accuracy", "Regex": r"#validation_accuracy: ([0-9.]+)"}, {"Name": "loss", "Regex": "x"}]
+    )
+    for line in ("#validation_accuracy: 0.5; epoch 1", "noise", "#validation_accuracy: 0.75; epoch 2"):
+        scraper.scan(line)
+    assert scraper.values == {"validation:accuracy": 0.75}  # a regex without a group yields nothing
+    with pytest.raises(JobFailed, match="MetricDefinitions entry"):
+        MetricScraper([{"Name": "broken", "Regex": "(unclosed"}])
