@@ -51,11 +51,13 @@ def airflow_env(endpoint_url: str) -> dict[str, str]:
     return env
 
 
-def start_emulator() -> tuple[subprocess.Popen, str]:
+def start_emulator(time_scale: str = TIME_SCALE, stderr=None) -> tuple[subprocess.Popen, str]:
+    """The emulator on a free loopback port (its log to `stderr`, e.g. a file); returns it and its URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--time-scale", TIME_SCALE],
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--time-scale", time_scale],
         cwd=REPO,
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
     line = proc.stdout.readline() if proc.stdout else ""
@@ -63,6 +65,14 @@ def start_emulator() -> tuple[subprocess.Popen, str]:
         proc.kill()
         raise RuntimeError(f"emulator did not start (printed {line!r})")
     return proc, line.split("listening on ")[1].split()[0]
+
+
+def stop_emulator(emulator: subprocess.Popen) -> None:
+    emulator.terminate()
+    try:
+        emulator.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        emulator.kill()
 
 
 def main() -> int:
@@ -73,11 +83,7 @@ def main() -> int:
     except subprocess.CalledProcessError as exc:
         return fail(f"`{' '.join(map(str, exc.cmd[:4]))} ...` failed with exit {exc.returncode}; see its output above")
     finally:
-        emulator.terminate()
-        try:
-            emulator.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
+        stop_emulator(emulator)
 
 
 def run_demo(url: str) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "plugins")]
 
-from scripts.demo import BIN, airflow_env, fail  # noqa: E402 - the shared Airflow environment of every demo
+from scripts.demo import BIN, airflow_env, fail, start_emulator, stop_emulator  # noqa: E402 - the shared Airflow environment of every demo
 
 DAG_ID = os.environ.get("GT_DEMO_DAG", "active_learning_news")
 ARTICLES = os.environ.get("GT_DEMO_ARTICLES", "10000")
@@ -35,27 +35,15 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     emulator_log = logs / "emulator.log"
     with emulator_log.open("w") as sink:
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "emulator", "serve", "--port", "0", "--time-scale", TIME_SCALE],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=sink,
-            text=True,
-        )
-        line = emulator.stdout.readline() if emulator.stdout else ""
-        if "listening on " not in line:
-            emulator.kill()
-            return fail(f"the emulator did not start (printed {line!r}); see {emulator_log}")
-        url = line.split("listening on ")[1].split()[0]
+        try:
+            emulator, url = start_emulator(TIME_SCALE, stderr=sink)
+        except RuntimeError as exc:
+            return fail(f"{exc}; see {emulator_log}")
         print(f"emulator: {url} (pid {emulator.pid}, time scale x{TIME_SCALE}); log: {emulator_log}")
         try:
             return run_demo(url, logs)
         finally:
-            emulator.terminate()
-            try:
-                emulator.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                emulator.kill()
+            stop_emulator(emulator)
 
 
 def run_demo(url: str, logs: Path) -> int:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from groundtruth.config import ConfigError, ScriptModel, load_active_learning, with_params
+from tests.dagbag_probe import parse_dags
 
 REPO = Path(__file__).resolve().parent.parent
 NEWS = REPO / "include" / "active_learning" / "news.yaml"
@@ -93,23 +89,7 @@ def test_a_bad_active_learning_config_is_an_import_error_and_the_good_ones_still
     folder.mkdir(parents=True)
     shutil.copy(NEWS, folder / "news.yaml")
     (folder / "broken.yaml").write_text(NEWS.read_text().replace("name: news", "name: broken") + "budget_usd: lots\n")
-    probe = textwrap.dedent(
-        """
-        import json, sys
-        from airflow.dag_processing.dagbag import DagBag
-        bag = DagBag(dag_folder=sys.argv[1])
-        print(json.dumps({"dags": sorted(bag.dag_ids), "errors": {k: str(v) for k, v in bag.import_errors.items()}}))
-        """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe, str(REPO / "dags")],
-        env={**os.environ, "GT_INCLUDE_DIR": str(tmp_path / "include")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = parse_dags(REPO / "dags", tmp_path / "include")
     assert "active_learning_news" in result["dags"] and "active_learning_broken" not in result["dags"]
     (message,) = result["errors"].values()
     assert "broken.yaml" in message and "field 'budget_usd'" in message

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from groundtruth.config import ConfigError, load_experiment, with_params
 from groundtruth.manifests import bounding_box_template, class_labels, input_manifest, read_manifest
+from tests.dagbag_probe import parse_dags
 
 REPO = Path(__file__).resolve().parent.parent
 BIRDS = REPO / "include" / "experiments" / "birds.yaml"
@@ -110,26 +108,7 @@ def test_bad_experiment_is_an_import_error_and_the_good_ones_still_load(tmp_path
     include.mkdir(parents=True)
     shutil.copy(BIRDS, include / "birds.yaml")
     (include / "broken.yaml").write_text(BIRDS.read_text().replace("name: birds", "name: broken") + "images: many\n")
-    probe = textwrap.dedent(
-        """
-        import json, sys
-        from airflow.dag_processing.dagbag import DagBag
-        bag = DagBag(dag_folder=sys.argv[1])
-        print(json.dumps({"dags": sorted(bag.dag_ids), "errors": {k: str(v) for k, v in bag.import_errors.items()}}))
-        """
-    )
-    import json
-    import os
-
-    out = subprocess.run(
-        [sys.executable, "-c", probe, str(REPO / "dags")],
-        env={**os.environ, "GT_INCLUDE_DIR": str(tmp_path / "include")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = parse_dags(REPO / "dags", tmp_path / "include")
     assert "labeling_experiment_birds" in result["dags"]
     assert "labeling_experiment_broken" not in result["dags"]
     (message,) = result["errors"].values()
