@@ -28,10 +28,12 @@ import pytest
 from tests.conftest import REPO, aws_conn_uri
 from tests.nightly.conftest import DAG_ID, SHARD_SIZE, write_test_include
 
-pytestmark = pytest.mark.slow
+# slow; and room for one retry of a task (retry delay 5 min) that hits the executor-event race seen under a loaded
+# suite (see the stop-17 note): a healthy run is 90-150 s
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 FROM_DATE, TO_DATE = "2026-01-01", "2026-01-03T23:59:59"  # cron 03:00: the nights of Jan 1, 2 and 3
-BACKFILL_DEADLINE = 480  # seconds: a hang guard; a healthy run takes 90-150 s on 2 cores
+BACKFILL_DEADLINE = 720  # seconds: a hang guard; a healthy run takes 90-150 s on 2 cores, one retry adds 5 min
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
