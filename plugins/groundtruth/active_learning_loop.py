@@ -50,6 +50,8 @@ from groundtruth.stages import (
     ensure_bucket,
     exists,
     publish_report,
+    put_json,
+    read_json,
     run_key,
     text_classification_request,
 )
@@ -281,12 +283,15 @@ def plan_round(
         return None
     records = _records(s3, state["manifest"])
     where = f"rounds/{round_number}"
-    validation_uri = layout.uri("intermediate", "validation.json")
+    validation_key = layout.key("intermediate", "validation.json")
     if round_number == 1 or state["validation_uri"] is None:
         validation = steps.validation_ids(records, attr, config.validation_share)
-        steps.write_bytes(s3, validation_uri, steps.serialize([{"ids": validation}]), "application/json")
+        put_json(s3, layout.bucket, validation_key, {"ids": validation})
     else:
-        validation = _records(s3, state["validation_uri"])[0]["ids"]
+        fixed = read_json(s3, layout.bucket, validation_key)
+        if fixed is None:
+            raise ManifestError(f"{state['validation_uri']} is missing: round 1 fixes the validation set")
+        validation = fixed["ids"]
     training = steps.training_ids(records, attr, validation)
     if not training or not validation:
         raise ValueError(
@@ -325,7 +330,7 @@ def plan_round(
         len(scored),
     )
     new = copy.deepcopy(state)
-    new["validation_uri"] = validation_uri
+    new["validation_uri"] = layout.uri("intermediate", "validation.json")
     return {"state": new, "training": request, "scored": len(scored)}
 
 

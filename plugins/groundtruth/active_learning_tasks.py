@@ -78,16 +78,7 @@ class ActiveLearningTasks(FamilyTasks[ActiveLearningConfig]):
         raise AirflowException(f"no loop state found in any of {candidates}; was `prepare` cleared alone?")
 
     def _job_kwargs(self) -> dict[str, Any]:
-        cfg = self.config
-        return {
-            "aws_conn_id": cfg.aws_conn_id,
-            "region_name": cfg.region,
-            "wait_for_completion": True,
-            "deferrable": True,
-            "check_interval": cfg.check_interval_seconds,
-            "retry_delay": timedelta(minutes=5),
-            "restart_failed_job": cfg.restart_failed_jobs,
-        }
+        return {**self.job_settings(), "restart_failed_job": self.config.restart_failed_jobs}
 
     # -- prepare -------------------------------------------------------------------------------------------------
     def prepare(self):
@@ -99,8 +90,9 @@ class ActiveLearningTasks(FamilyTasks[ActiveLearningConfig]):
             with deterministic():
                 return {"state": loop.prepare(s3, cfg, layout, ds, self.include_dir)}
 
-        self._state_tasks.append("prepare")
-        return prepare()
+        prepared = prepare()
+        self._state_tasks.append(prepared.operator.task_id)
+        return prepared
 
     # -- human batches -------------------------------------------------------------------------------------------
     def bootstrap(self, after: Any):
@@ -125,11 +117,11 @@ class ActiveLearningTasks(FamilyTasks[ActiveLearningConfig]):
         return merged
 
     def _label_and_merge(self, selected: Any, where: str):
-        labeled = HumanBatchLabelingOperator(
-            task_id="label",
-            config=selected["labeling"],
-            execution_timeout=self.labeling_timeout,
-            **self._job_kwargs(),
+        labeled = self.labeling_task(
+            "label",
+            selected["labeling"],
+            operator=HumanBatchLabelingOperator,
+            restart_failed_job=self.config.restart_failed_jobs,
         )
 
         @task(task_id="merge", multiple_outputs=True, execution_timeout=timedelta(minutes=30))
@@ -141,15 +133,8 @@ class ActiveLearningTasks(FamilyTasks[ActiveLearningConfig]):
                 return {"state": loop.merge_human_labels(s3, cfg, layout, step["state"], step["batch"], job, where)}
 
         merged = merge(selected, labeled.output)
-        prefix = "" if where == "bootstrap" else f"round_{where.rsplit('/', 1)[-1]}."
-        self._state_tasks.append(f"{prefix or 'bootstrap.'}merge")
+        self._state_tasks.append(merged.operator.task_id)
         return merged
-
-    @property
-    def labeling_timeout(self) -> timedelta:
-        from groundtruth.dagfactory import LABELING_TIMEOUT
-
-        return LABELING_TIMEOUT
 
     # -- one round -----------------------------------------------------------------------------------------------
     def round(self, number: int, after: Any):
@@ -234,7 +219,7 @@ class ActiveLearningTasks(FamilyTasks[ActiveLearningConfig]):
                     )
 
             auto = auto_label(planned, trained.output, model.output, transformed.output)
-            self._state_tasks.append(f"{group}.auto_label")
+            self._state_tasks.append(auto.operator.task_id)
             merged = self._label_and_merge(auto, f"rounds/{number}")
         return merged
 

@@ -148,21 +148,28 @@ class FamilyTasks(Generic[_C]):
 
         return pooled_client(config.aws_conn_id, config.region, service, config.copy_workers)
 
-    def labeling_task(self, task_id: str, request: Any, **kwargs: Any):
-        """The family's labeling task: deferrable, retry-safe, polling at the config's check interval."""
+    def job_settings(self) -> dict[str, Any]:
+        """What every retry-safe job task of the family shares: connection, deferrable wait at the config's check
+        interval, and a 5-minute retry delay (a retry only reattaches; no need to hurry it)."""
+        return {
+            "aws_conn_id": self.config.aws_conn_id,
+            "region_name": self.config.region,
+            "wait_for_completion": True,
+            "deferrable": True,
+            "check_interval": self.config.check_interval_seconds,
+            "retry_delay": timedelta(minutes=5),
+        }
+
+    def labeling_task(self, task_id: str, request: Any, operator: type | None = None, **kwargs: Any):
+        """The family's labeling task (`operator`, default `CreateLabelingJobOperator`): deferrable, retry-safe,
+        polling at the config's check interval."""
         from groundtruth.operators import CreateLabelingJobOperator
 
-        return CreateLabelingJobOperator(
+        return (operator or CreateLabelingJobOperator)(
             task_id=task_id,
             config=request,
-            aws_conn_id=self.config.aws_conn_id,
-            region_name=self.config.region,
-            wait_for_completion=True,
-            deferrable=True,
-            check_interval=self.config.check_interval_seconds,
             execution_timeout=LABELING_TIMEOUT,
-            retry_delay=timedelta(minutes=5),
-            **kwargs,
+            **{**self.job_settings(), **kwargs},
         )
 
 

@@ -13,11 +13,11 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from groundtruth.config import ExperimentConfig, LabelingSettings, NightlyConfig, SourceConfig
 from groundtruth.manifests import bounding_box_template, class_labels, instructions_png
-from groundtruth.requests import LabelingJobConfig, TaskType, build_create_labeling_job_request
+from groundtruth.requests import CONTENT_CLASSIFIERS, LabelingJobConfig, TaskType, build_create_labeling_job_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -185,6 +185,27 @@ def write_worker_ui(s3, layout: S3Layout, class_name: str, examples: list) -> di
     return {"labels_uri": layout.uri("class_labels.json"), "template_uri": layout.uri("instructions.template")}
 
 
+def _labeling_request(config: LabelingSettings, job_name: str, tags: dict[str, str], **task: Any) -> dict:
+    """A CreateLabelingJob request: what the family's settings say (region, role, workforce, limits, attribute),
+    plus the task-specific `LabelingJobConfig` fields in `task`."""
+    return build_create_labeling_job_request(
+        LabelingJobConfig(
+            job_name=job_name,
+            region=config.region,
+            label_attribute_name=config.label_attribute,
+            role_arn=config.role_arn,
+            workforce=config.workforce,
+            workers_per_object=config.workers_per_object,
+            task_time_limit_seconds=config.task_time_limit_seconds,
+            task_availability_lifetime_seconds=config.task_availability_seconds,
+            max_concurrent_task_count=config.max_concurrent_tasks,
+            content_classifiers=list(CONTENT_CLASSIFIERS),
+            tags=tags,
+            **task,
+        )
+    )
+
+
 def bounding_box_request(
     config: ExperimentConfig | NightlyConfig,
     inputs: JobInputs,
@@ -194,30 +215,20 @@ def bounding_box_request(
 ) -> dict:
     """The notebook's bounding-box CreateLabelingJob request for `inputs`, from a family's labeling settings."""
     name = config.class_name
-    return build_create_labeling_job_request(
-        LabelingJobConfig(
-            job_name=job_name,
-            region=config.region,
-            task_type=TaskType.BOUNDING_BOX,
-            label_attribute_name=config.label_attribute,
-            input_manifest_s3_uri=inputs.manifest_uri,
-            output_s3_uri=inputs.output_uri,
-            role_arn=config.role_arn,
-            task_title=f"Please draw a box around each {name}.",
-            task_description=f"Dear Annotator, please draw a box around each {name}. Thank you!",
-            task_keywords=["image", "object", "detection"],
-            workforce=config.workforce,
-            ui_template_s3_uri=inputs.template_uri,
-            label_category_config_s3_uri=inputs.labels_uri,
-            workers_per_object=config.workers_per_object,
-            task_time_limit_seconds=config.task_time_limit_seconds,
-            task_availability_lifetime_seconds=config.task_availability_seconds,
-            max_concurrent_task_count=config.max_concurrent_tasks,
-            auto_labeling=config.auto_labeling,
-            initial_model_arn=initial_model_arn if config.auto_labeling else None,
-            content_classifiers=["FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"],
-            tags=tags,
-        )
+    return _labeling_request(
+        config,
+        job_name,
+        tags,
+        task_type=TaskType.BOUNDING_BOX,
+        input_manifest_s3_uri=inputs.manifest_uri,
+        output_s3_uri=inputs.output_uri,
+        task_title=f"Please draw a box around each {name}.",
+        task_description=f"Dear Annotator, please draw a box around each {name}. Thank you!",
+        task_keywords=["image", "object", "detection"],
+        ui_template_s3_uri=inputs.template_uri,
+        label_category_config_s3_uri=inputs.labels_uri,
+        auto_labeling=config.auto_labeling,
+        initial_model_arn=initial_model_arn if config.auto_labeling else None,
     )
 
 
@@ -233,29 +244,19 @@ def text_classification_request(
     """A human-only single-label text-classification CreateLabelingJob request (the active-learning loop's human
     batches, as the seed sends them): the region's TextMultiClass Lambdas, no auto-labeling (the loop labels by its
     own model's margin), from a family's labeling settings."""
-    return build_create_labeling_job_request(
-        LabelingJobConfig(
-            job_name=job_name,
-            region=config.region,
-            task_type=TaskType.TEXT_CLASSIFICATION,
-            label_attribute_name=config.label_attribute,
-            input_manifest_s3_uri=manifest_uri,
-            output_s3_uri=output_uri,
-            role_arn=config.role_arn,
-            task_title="Classify each text into one of the categories.",
-            task_description="Read each text and choose the one category that fits it best.",
-            task_keywords=["text", "classification"],
-            workforce=config.workforce,
-            ui_template_s3_uri=template_uri,
-            label_category_config_s3_uri=labels_uri,
-            workers_per_object=config.workers_per_object,
-            task_time_limit_seconds=config.task_time_limit_seconds,
-            task_availability_lifetime_seconds=config.task_availability_seconds,
-            max_concurrent_task_count=config.max_concurrent_tasks,
-            auto_labeling=False,
-            content_classifiers=["FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"],
-            tags=tags,
-        )
+    return _labeling_request(
+        config,
+        job_name,
+        tags,
+        task_type=TaskType.TEXT_CLASSIFICATION,
+        input_manifest_s3_uri=manifest_uri,
+        output_s3_uri=output_uri,
+        task_title="Classify each text into one of the categories.",
+        task_description="Read each text and choose the one category that fits it best.",
+        task_keywords=["text", "classification"],
+        ui_template_s3_uri=template_uri,
+        label_category_config_s3_uri=labels_uri,
+        auto_labeling=False,
     )
 
 
