@@ -54,8 +54,12 @@ ifeq ($(shell uname -m),x86_64)
 NUMERICS := OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"
 endif
 
+# Two pytest-xdist workers, one test file each at a time, the long files first (tests/conftest.py's LONG_FILES):
+# most of the suite waits on jobs, schedulers and a browser, so two files share the 2 cores well. TEST_WORKERS=0
+# runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(NUMERICS) $(BIN)/python -m pytest
+	$(NUMERICS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The seed's three-job experiment against the emulator alone, with its figures printed (also part of `make test`).
 acceptance: $(STAMP)

@@ -19,6 +19,8 @@ event (latency = event at the supervisor - job ended in the emulator). A probe t
 
 Usage: python bench/triggerer_capacity.py [--waits 1000] [--poll 60] [--hold 180] [--complete-over 60]
            [--kinds labeling[,training,transform]]
+       python bench/triggerer_capacity.py --in-process [--waits 200] [--client-per-wait]
+           (what a wait allocates, by tracemalloc, in one loop in this process; see `run_in_process`)
 """
 
 from __future__ import annotations
@@ -444,6 +446,85 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def run_in_process(args: argparse.Namespace) -> None:
+    """`--in-process`: what a wait allocates, by tracemalloc, with N `LabelingJobTrigger.run()` in one asyncio loop in
+    this process (no triggerer) against the emulator. A few waits first (imports, botocore's loaded models, the
+    shared client), then N more, measured once each has described its job; `--client-per-wait` gives every wait
+    its own aiobotocore client, as `run()` did before `groundtruth.async_clients`."""
+    import asyncio
+    import gc
+    import tracemalloc
+
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    emulator, url = start_emulator(args.time_scale)
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = (
+        f"aws://emulator-key:emulator-secret-0@/?region_name={REGION}&endpoint_url={quote(url, safe='')}"
+    )
+    try:
+        import boto3
+
+        keys = {"aws_access_key_id": "emulator-key", "aws_secret_access_key": "emulator-secret-0"}  # any key works
+        session = boto3.session.Session(region_name=REGION, **keys)
+        sagemaker = session.client("sagemaker", endpoint_url=url)
+        run = uuid.uuid4().hex[:6]
+        seed_inputs(session.client("s3", endpoint_url=url), sagemaker, url, ["labeling"], run)
+        warm = 5
+        names = [f"tc-{run}-labeling-{i:05d}" for i in range(warm + args.waits)]
+        create_jobs(sagemaker, [("labeling", name) for name in names], None)
+
+        from groundtruth import async_clients, triggers
+
+        if args.client_per_wait:
+
+            @contextlib.asynccontextmanager
+            async def client_per_wait(hook, botocore_config=None):
+                async with await hook.get_async_conn() as client:
+                    yield client
+
+            triggers.shared_client = client_per_wait
+
+        async def until_described(count: int) -> None:
+            while admin(url, "bench-state")["described"] < count:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
+            gc.collect()
+
+        async def wait(name: str) -> None:
+            async for _ in triggers.LabelingJobTrigger(job_name=name, poke_interval=3600).run():
+                pass
+
+        async def main() -> None:
+            tasks = [asyncio.create_task(wait(name)) for name in names[:warm]]
+            await until_described(warm)
+            tracemalloc.start(1)
+            before, cpu0 = tracemalloc.take_snapshot(), time.process_time()
+            tasks += [asyncio.create_task(wait(name)) for name in names[warm:]]
+            await until_described(len(names))
+            after, cpu = tracemalloc.take_snapshot(), time.process_time() - cpu0
+            tracemalloc.stop()
+            n = args.waits
+            by_file = after.compare_to(before, "filename")
+            total = sum(stat.size_diff for stat in by_file)
+            how = "a client per wait" if args.client_per_wait else "shared clients"
+            print(
+                f"in process, {how}: {n} waits allocate {total / n / 1024:.1f} KB a wait (tracemalloc, Python "
+                f"objects; RSS adds the allocator's overhead), {cpu / n * 1000:.1f} CPU-ms a wait to start and "
+                f"describe once; open shared clients: {len(async_clients.SHARED_CLIENTS)}"
+            )
+            for stat in by_file[:12]:
+                where = stat.traceback[0].filename.replace(str(REPO) + "/", "").split("site-packages/")[-1]
+                print(f"  {stat.size_diff / n / 1024:7.2f} KB {stat.count_diff / n:7.1f} blocks a wait  {where}")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            print(f"after cancelling every wait: {len(async_clients.SHARED_CLIENTS)} shared clients open")
+
+        asyncio.run(main())
+    finally:
+        emulator.terminate()
+        emulator.wait(30)
+
+
 def run_bench(args: argparse.Namespace) -> None:
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if not kinds or any(k not in KINDS for k in kinds):
@@ -687,10 +768,14 @@ def main() -> None:
     parser.add_argument("--startup-timeout", type=float, default=1800.0, help="s for every wait's first describe")
     parser.add_argument("--time-scale", type=float, default=1e6, help="the emulator's sim clock outside the gate")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary AIRFLOW_HOME with the logs")
+    parser.add_argument("--in-process", action="store_true", help="tracemalloc of N waits in this process's loop")
+    parser.add_argument("--client-per-wait", action="store_true", help="with --in-process: a client each, as before")
     parser.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_emulator:
         serve_emulator(args.time_scale)
+    elif args.in_process:
+        run_in_process(args)
     else:
         run_bench(args)
 

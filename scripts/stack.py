@@ -1,9 +1,11 @@
 """`make stack` / `make stack-down`: docker-compose.yaml's topology as local processes, for machines without a
 container engine.
 
-    python scripts/stack.py up     [--dir .stack] [--images 2500] [--timeout 300]
+    python scripts/stack.py up     [--dir .stack] [--images 2500] [--timeout 300] [--time-scale 600]
+                                   [--check-interval SECONDS]
     python scripts/stack.py status [--dir .stack]
     python scripts/stack.py down   [--dir .stack]
+    python scripts/stack.py stop|start|restart SERVICE [--dir .stack]    (SERVICE: one of the Airflow components)
 
 `up` runs, all on loopback and on free ports: our own PostgreSQL (initdb into DIR/postgres; Debian's `postgresql`
 package, installed when missing) and Redis (`redis-server` with DIR/redis/redis.conf), Airflow's api-server,
@@ -12,6 +14,14 @@ emulator seeded with the Open Images mirror, `aws_default` pointed at it. It ret
 health check and prints the UI URL, the login and the emulator URL; on a stack that is already healthy it says so
 and changes nothing. `down` stops exactly the processes `up` started (recorded pid and start time, process
 groups, and a per-stack marker in their environment for anything that left its group), keeping data and logs.
+`stop`/`start`/`restart SERVICE` do the same for one Airflow component of a running stack (api-server, scheduler,
+dag-processor, triggerer, worker), with the command and environment `up` gives it; `start` returns once the stack is
+healthy again. The worker is stopped as compose stops it (`DUMB_INIT_SETSID: "0"`): SIGTERM to Celery's main
+process only, a warm shutdown that lets running tasks finish (SIGKILL after STOP_GRACE seconds).
+
+`--time-scale` is the emulator's (how much faster simulated jobs run); `--check-interval` sets
+GT_CHECK_INTERVAL_SECONDS for the Airflow components (every config's job-status check interval; the tests poll the
+emulator's quick jobs every second). Both are kept in state.json, so a restarted component gets the same.
 
 Airflow's settings come from deploy/airflow.env, the file docker-compose.yaml reads too; what depends on where
 things run (URLs, ports, paths, secrets) is computed here. State, secrets, data and logs live under DIR (default
@@ -51,13 +61,14 @@ MARKER = "GT_STACK_ID"
 LOOPBACK = "127.0.0.1"
 LISTEN = f"listen_addresses={LOOPBACK}"
 PY_EMULATOR = (sys.executable, "-m", "emulator")
-TIME_SCALE = "600"  # as docker-compose.yaml's emulator
+TIME_SCALE = 600.0  # as docker-compose.yaml's emulator
 AIRFLOW = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
 SERVICES = ("postgres", "redis", "emulator", *AIRFLOW)
 ONE_SHOTS = ("db-migrate", "seed")
 # Stop order: Airflow and the emulator first, then the broker, then the database they all write to.
 STOP_WAVES = ((*AIRFLOW, *ONE_SHOTS, "emulator"), ("redis",), ("postgres",))
 HEALTH_NAMES = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+STOP_GRACE = 30.0  # seconds between SIGTERM and SIGKILL (a warm worker shutdown waits for its running tasks)
 
 
 def say(message: str) -> None:
@@ -105,9 +116,13 @@ def free_port(preferred: int | None = None, taken: set[int] = frozenset()) -> in
 class Stack:
     """One stack directory: its state file, secrets, processes and health."""
 
-    def __init__(self, root: Path, images: int = 2500) -> None:
+    def __init__(
+        self, root: Path, images: int = 2500, time_scale: float = TIME_SCALE, check_interval: float | None = None
+    ) -> None:
         self.root = root.resolve()
         self.images = images
+        self.time_scale = time_scale
+        self.check_interval = check_interval
         self.state_file = self.root / "state.json"
         self.logs = self.root / "logs"
         self.home = self.root / "airflow"
@@ -137,18 +152,27 @@ class Stack:
 
     def secrets(self) -> dict[str, str]:
         path = self.root / "secrets.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        values = {
-            "postgres_password": secrets.token_urlsafe(18),
-            "redis_password": secrets.token_urlsafe(18),
-            "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-            "jwt_secret": secrets.token_urlsafe(32),
-            "api_secret_key": secrets.token_urlsafe(32),
+        values = json.loads(path.read_text()) if path.exists() else {}
+        fresh = {
+            "postgres_password": lambda: secrets.token_urlsafe(18),
+            "redis_password": lambda: secrets.token_urlsafe(18),
+            "fernet_key": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "jwt_secret": lambda: secrets.token_urlsafe(32),
+            "api_secret_key": lambda: secrets.token_urlsafe(32),
+            # aws_default's credentials (the emulator takes any): random, so that a leak into a log or a page can be
+            # told apart from every other word (the tests look for the secret key)
+            "aws_access_key_id": lambda: "AKIA" + secrets.token_hex(8).upper(),
+            "aws_secret_access_key": lambda: secrets.token_urlsafe(30),
         }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(values, out, indent=2)
+        missing = {key: make() for key, make in fresh.items() if key not in values}
+        if missing:  # a new file, or one written before a key was added: keep what is there
+            values.update(missing)
+            tmp = path.with_suffix(".tmp")
+            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(values, out, indent=2)
+            tmp.replace(path)
         return values
 
     @property
@@ -199,7 +223,8 @@ class Stack:
                 "AIRFLOW__API__SECRET_KEY": s["api_secret_key"],
                 # the local AWS stand-in, as compose.local.env does for the `local` profile
                 "AIRFLOW_CONN_AWS_DEFAULT": (
-                    f"aws://stack:stack@/?region_name=us-east-1&endpoint_url={quote(self.url('emulator'), safe='')}"
+                    f"aws://{quote(s['aws_access_key_id'], safe='')}:{quote(s['aws_secret_access_key'], safe='')}@/"
+                    f"?region_name=us-east-1&endpoint_url={quote(self.url('emulator'), safe='')}"
                 ),
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "GT_INCLUDE_DIR": str(REPO / "include"),
@@ -208,6 +233,8 @@ class Stack:
                 MARKER: self.state["id"],
             }
         )
+        if self.state.get("check_interval"):
+            env["GT_CHECK_INTERVAL_SECONDS"] = f"{self.state['check_interval']:g}"
         return env
 
     def write_env_script(self, env: dict[str, str]) -> None:
@@ -456,7 +483,16 @@ def start(stack: Stack, timeout: float, t0: float) -> None:
     for name in ("api", "emulator", "postgres", "redis", "scheduler_health"):
         ports[name] = free_port(old.get(name), taken)
         taken.add(ports[name])
-    stack.state.update({"id": uuid.uuid4().hex, "ports": ports, "procs": {}, "images": stack.images})
+    stack.state.update(
+        {
+            "id": uuid.uuid4().hex,
+            "ports": ports,
+            "procs": {},
+            "images": stack.images,
+            "time_scale": stack.time_scale,
+            "check_interval": stack.check_interval,
+        }
+    )
     stack.state["urls"] = {"api": stack.url("api"), "emulator": stack.url("emulator")}
     stack.save()
     env = stack.airflow_env()
@@ -504,9 +540,10 @@ def start(stack: Stack, timeout: float, t0: float) -> None:
     )
     conf.chmod(0o600)
     stack.spawn("redis", [redis_bin, str(conf)], env)
+    scale = stack.time_scale
     stack.spawn(
         "emulator",
-        [*PY_EMULATOR, "serve", "--host", LOOPBACK, "--port", str(ports["emulator"]), "--time-scale", TIME_SCALE],
+        [*PY_EMULATOR, "serve", "--host", LOOPBACK, "--port", str(ports["emulator"]), "--time-scale", f"{scale:g}"],
         env,
     )
 
@@ -545,16 +582,8 @@ def start(stack: Stack, timeout: float, t0: float) -> None:
 
     # 3. Airflow's long-running components (task logs are read from the shared AIRFLOW_HOME/logs, so the worker
     #    and triggerer serve none: nothing listens beyond loopback)
-    airflow = str(BIN / "airflow")
-    stack.spawn("api-server", [airflow, "api-server", "--host", LOOPBACK, "--port", str(ports["api"])], env)
-    stack.spawn("scheduler", [airflow, "scheduler"], env)
-    stack.spawn("dag-processor", [airflow, "dag-processor"], env)
-    stack.spawn("triggerer", [airflow, "triggerer", "--skip-serve-logs"], env)
-    stack.spawn(
-        "worker",
-        [airflow, "celery", "worker", "--celery-hostname", worker_name(stack), "--skip-serve-logs"],
-        env,
-    )
+    for name in AIRFLOW:
+        stack.spawn(name, airflow_argv(stack, name), env)
 
     say(
         f"{time.monotonic() - t0:5.1f} s  DB migrated; api-server :{ports['api']}, scheduler, dag-processor, "
@@ -583,6 +612,18 @@ def start(stack: Stack, timeout: float, t0: float) -> None:
     if not wait_for(healthy, max(0.0, deadline - time.monotonic()), interval=1.0):
         tails = "\n".join(f"  {n}:\n{stack.log_tail(n)}" for n in AIRFLOW if not stack.alive(n))
         raise StackError(f"not healthy after {timeout:.0f} s: {'; '.join(last)}\n{tails}".rstrip())
+
+
+def airflow_argv(stack: Stack, name: str) -> list[str]:
+    """The command of one long-running Airflow component (`up` and `start SERVICE` both start it from here)."""
+    airflow = str(BIN / "airflow")
+    return {
+        "api-server": [airflow, "api-server", "--host", LOOPBACK, "--port", str(stack.ports["api"])],
+        "scheduler": [airflow, "scheduler"],
+        "dag-processor": [airflow, "dag-processor"],
+        "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
+        "worker": [airflow, "celery", "worker", "--celery-hostname", worker_name(stack), "--skip-serve-logs"],
+    }[name]
 
 
 def worker_name(stack: Stack) -> str:
@@ -722,33 +763,44 @@ def status(stack: Stack) -> int:
 # --- down ----------------------------------------------------------------------------------------------------------
 
 
+def stop_wave(stack: Stack, names: tuple[str, ...] | list[str]) -> dict[int, int]:
+    """Stop the named components together and wait for them (and all their descendants) to end, SIGKILL after
+    STOP_GRACE seconds; returns what is still alive (nothing, normally)."""
+    procs: dict = stack.state.get("procs", {})
+    leaders = {procs[n]["pid"]: n for n in names if n in procs and is_ours(procs[n])}
+    processes = family(set(leaders))
+    for pid, name in leaders.items():
+        with contextlib.suppress(ProcessLookupError):
+            if name == "postgres":
+                os.kill(pid, signal.SIGINT)  # fast shutdown: the postmaster stops its backends itself
+            elif name == "worker":
+                # as compose stops it (DUMB_INIT_SETSID: "0"): Celery's main process only, a warm shutdown that
+                # lets the running tasks finish; a SIGTERM to the whole group would kill them mid-way
+                os.kill(pid, signal.SIGTERM)
+            else:
+                os.killpg(pid, signal.SIGTERM)
+
+    def wave_gone() -> bool:
+        processes.update(family({pid for pid in leaders if pid in still_alive(processes)}))  # late forks
+        return not still_alive(processes)
+
+    if not wait_for(wave_gone, STOP_GRACE):
+        for pid in still_alive(processes):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(wave_gone, 10)
+    for child in stack.children.values():
+        with contextlib.suppress(OSError):
+            child.poll()  # reap what this process started itself
+    return still_alive(processes)
+
+
 def stop(stack: Stack) -> list[int]:
     """Stop every process this stack started; returns the pids of ours still alive afterwards (none, normally)."""
     procs: dict = stack.state.get("procs", {})
     left: dict[int, int] = {}
     for wave in STOP_WAVES:
-        leaders = {procs[n]["pid"]: n for n in wave if n in procs and is_ours(procs[n])}
-        processes = family(set(leaders))
-        for pid, name in leaders.items():
-            with contextlib.suppress(ProcessLookupError):
-                if name == "postgres":
-                    os.kill(pid, signal.SIGINT)  # fast shutdown: the postmaster stops its backends itself
-                else:
-                    os.killpg(pid, signal.SIGTERM)
-
-        def wave_gone(leaders: dict = leaders, processes: dict = processes) -> bool:
-            processes.update(family({pid for pid in leaders if pid in still_alive(processes)}))  # late forks
-            return not still_alive(processes)
-
-        if not wait_for(wave_gone, 30):
-            for pid in still_alive(processes):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            wait_for(wave_gone, 10)
-        left.update(still_alive(processes))
-        for child in stack.children.values():
-            with contextlib.suppress(OSError):
-                child.poll()  # reap what this process started itself
+        left.update(stop_wave(stack, wave))
     stragglers = marked(stack.state["id"]) if stack.state.get("id") else set()
     for pid in stragglers:
         with contextlib.suppress(ProcessLookupError):
@@ -769,6 +821,44 @@ def stop(stack: Stack) -> list[int]:
     return left
 
 
+def control(stack: Stack, action: str, name: str, timeout: float) -> int:
+    """`stop`, `start` or `restart` one Airflow component of a running stack."""
+    if name not in AIRFLOW:
+        raise StackError(f"{action} works on one of {', '.join(AIRFLOW)}, not {name!r}")
+    t0 = time.monotonic()
+    with stack.locked():
+        stack.load()
+        if not stack.state["procs"]:
+            raise StackError(f"no stack running in {stack.root}: `up` first")
+        if action in ("stop", "restart"):
+            if stack.alive(name):
+                left = stop_wave(stack, [name])
+                if left:
+                    raise StackError(f"could not stop {name}: pids {sorted(left)} still alive")
+                say(f"stopped {name} in {time.monotonic() - t0:.1f} s")
+            else:
+                say(f"{name} was not running")
+            stack.state["procs"].pop(name, None)
+            stack.save()
+        if action in ("start", "restart"):
+            if stack.alive(name):
+                say(f"{name} is already running")
+                return 0
+            stack.spawn(name, airflow_argv(stack, name), stack.airflow_env())
+            last: list[str] = []
+
+            def healthy() -> bool:
+                expect_running(stack, name)
+                last[:] = health_problems(stack)
+                return not last
+
+            if not wait_for(healthy, timeout, interval=1.0):
+                problems = "; ".join(last)
+                raise StackError(f"{name} started, but the stack is not healthy after {timeout:.0f} s: {problems}")
+            say(f"started {name}; the stack is healthy after {time.monotonic() - t0:.1f} s")
+        return 0
+
+
 def down(stack: Stack) -> int:
     with stack.locked():
         stack.load()
@@ -786,17 +876,28 @@ def down(stack: Stack) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("command", choices=("up", "down", "status", "stop", "start", "restart"))
+    parser.add_argument("service", nargs="?", help=f"for stop/start/restart: one of {', '.join(AIRFLOW)}")
     parser.add_argument("--dir", type=Path, default=Path(os.environ.get("GT_STACK_DIR") or REPO / ".stack"))
     parser.add_argument("--images", type=int, default=int(os.environ.get("GT_STACK_IMAGES", "2500")))
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("GT_STACK_TIMEOUT", "300")))
+    parser.add_argument("--time-scale", type=float, default=TIME_SCALE, help="the emulator's (default: %(default)g)")
+    parser.add_argument(
+        "--check-interval", type=float, help="GT_CHECK_INTERVAL_SECONDS for Airflow (default: each config's own)"
+    )
     args = parser.parse_args(argv)
-    stack = Stack(args.dir, images=args.images)
+    if (args.command in ("stop", "start", "restart")) != bool(args.service):
+        parser.error("stop, start and restart take one SERVICE; up, down and status none")
+    if args.time_scale <= 0 or (args.check_interval is not None and args.check_interval <= 0):
+        parser.error("--time-scale and --check-interval must be positive")
+    stack = Stack(args.dir, images=args.images, time_scale=args.time_scale, check_interval=args.check_interval)
     try:
         if args.command == "up":
             return up(stack, args.timeout)
         if args.command == "down":
             return down(stack)
+        if args.service:
+            return control(stack, args.command, args.service, args.timeout)
         return status(stack)
     except StackError as exc:
         say(str(exc))

@@ -97,5 +97,28 @@ def airflow_db():
     return AIRFLOW_HOME
 
 
+# The files that take minutes, longest first. `make test` runs the suite on two pytest-xdist workers, one file per
+# worker at a time (`--dist loadfile --no-loadscope-reorder`): these start first and the short files fill in around
+# them, so neither worker is left with a long file at the end. Any other order runs the same tests.
+LONG_FILES = (
+    "tests/emulator/test_seed_experiment.py",
+    "tests/e2e/test_operator_ui.py",
+    "tests/integration/test_active_learning_dag.py",
+    "tests/nightly/test_nightly_dag.py",
+    "tests/integration/test_active_learning_scheduler.py",
+    "tests/nightly/test_backfill.py",
+    "tests/integration/test_labeling_operator.py",
+    "tests/integration/test_experiment_dag.py",
+    "tests/integration/test_job_operators.py",
+    "tests/test_make_airflow.py",
+    "tests/emulator/test_labeling_api.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(LONG_FILES)))
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)

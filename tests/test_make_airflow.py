@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.airflow_processes import stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("scheduler", "triggerer", "dag_processor")
@@ -65,9 +66,4 @@ def test_make_airflow_starts_every_service_and_serves_the_ui(emulator, tmp_path)
             assert page.status == 200 and b"<html" in page.read().lower()
         assert f"Airflow UI: http://localhost:{port}" in output
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
+        stop_process_group(proc, grace=60)

@@ -122,6 +122,10 @@ class LabelingSettings(_Strict):
     check_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60
     copy_workers: Annotated[int, Field(ge=1, le=256)] = 32
     retries: Annotated[int, Field(ge=0, le=10)] = 2
+    # Seconds before a paid-job task (labeling, training, transform) tries again: a retry only reattaches to the job
+    # its first try started, so there is no hurry. (A try can also fail through Airflow's own race, apache/airflow
+    # #72716: a job that ends within seconds of the deferral; its retry finds the job done.)
+    job_retry_delay_seconds: Annotated[int, Field(ge=1, le=3600)] = 300
 
     def apply_extra_params(self, data: dict, params: dict) -> None:
         """Params of a family that do not map one-to-one onto a field (none here)."""

@@ -150,14 +150,14 @@ class FamilyTasks(Generic[_C]):
 
     def job_settings(self) -> dict[str, Any]:
         """What every retry-safe job task of the family shares: connection, deferrable wait at the config's check
-        interval, and a 5-minute retry delay (a retry only reattaches; no need to hurry it)."""
+        interval, and the config's job retry delay (5 minutes by default: a retry only reattaches)."""
         return {
             "aws_conn_id": self.config.aws_conn_id,
             "region_name": self.config.region,
             "wait_for_completion": True,
             "deferrable": True,
             "check_interval": self.config.check_interval_seconds,
-            "retry_delay": timedelta(minutes=5),
+            "retry_delay": timedelta(seconds=self.config.job_retry_delay_seconds),
         }
 
     def labeling_task(self, task_id: str, request: Any, operator: type | None = None, **kwargs: Any):

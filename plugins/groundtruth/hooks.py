@@ -31,12 +31,15 @@ def default_botocore_config() -> Config:
     return Config(retries={"mode": "adaptive", "max_attempts": 12}, connect_timeout=10, read_timeout=60)
 
 
-def pooled_client(aws_conn_id: str | None, region_name: str | None, service: str, pool: int):
+def pooled_client(
+    aws_conn_id: str | None, region_name: str | None, service: str, pool: int, config: Config | None = None
+):
     """A boto3 client from the Airflow connection whose HTTP pool fits `pool` threads sharing it (botocore keeps
-    10 connections by default and discards the rest: the parallel HEADs and copies would reconnect every call)."""
+    10 connections by default and discards the rest: the parallel HEADs and copies would reconnect every call).
+    ``config`` adds settings of its own (e.g. a signature version)."""
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-    config = default_botocore_config().merge(Config(max_pool_connections=max(10, pool)))
+    config = default_botocore_config().merge(Config(max_pool_connections=max(10, pool))).merge(config or Config())
     return AwsBaseHook(aws_conn_id=aws_conn_id, client_type=service, region_name=region_name, config=config).get_conn()
 
 

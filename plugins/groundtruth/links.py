@@ -97,7 +97,8 @@ def persist_labeling_job_links(
 
 
 class ExperimentReportLink(BaseAwsLink):
-    """The experiment's `report.html`: in the S3 console on AWS, or straight from the endpoint of a local stand-in."""
+    """The experiment's `report.html`: in the S3 console on AWS, or through a presigned URL on a local stand-in's
+    endpoint (which has no console, and refuses an anonymous read of a private object as S3 does)."""
 
     name = "Experiment Report"
     key = "groundtruth_experiment_report"
@@ -106,8 +107,8 @@ class ExperimentReportLink(BaseAwsLink):
     def format_link(self, **kwargs: Any) -> str:
         if not kwargs.get("bucket") or not kwargs.get("object_key"):
             return ""
-        if kwargs.get("endpoint_url"):
-            return f"{kwargs['endpoint_url'].rstrip('/')}/{kwargs['bucket']}/{quote(kwargs['object_key'])}"
+        if kwargs.get("presigned_url"):
+            return kwargs["presigned_url"]
         return super().format_link(
             **{**kwargs, "aws_domain": _domain(kwargs.get("aws_domain")), "object_key": quote(kwargs["object_key"])}
         )

@@ -33,6 +33,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 )
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from groundtruth.aws_errors import error_code
@@ -607,6 +608,10 @@ for _operator in (CreateLabelingJobOperator, CreateTrainingJobOperator, CreateTr
     _operator.__doc__ = (_operator.__doc__ or "").replace("    {retry_safe_params}\n", _RETRY_SAFE_PARAMS.lstrip("\n"))
 
 
+# How long a local endpoint's report link stays valid: SigV4's longest presigned URL (clear render_report to renew).
+REPORT_LINK_SECONDS = 7 * 24 * 3600
+
+
 class ExperimentReportOperator(AwsBaseOperator[LabelingJobHook]):
     """Render an experiment run's comparison report (HTML, JSON, PNGs), upload it beside the run, link to it.
 
@@ -628,11 +633,18 @@ class ExperimentReportOperator(AwsBaseOperator[LabelingJobHook]):
         region = self.hook.region_name
         endpoint = self.hook.conn_config.endpoint_url
 
-        def client(service: str):
-            return pooled_client(self.aws_conn_id, region, service, pool=10)
+        def client(service: str, config: Config | None = None):
+            return pooled_client(self.aws_conn_id, region, service, pool=10, config=config)
 
         result = self.render(client("s3"), client("logs"), client("sagemaker"), context, list(self.jobs))
         bucket, _, key = result["report_uri"].removeprefix("s3://").partition("/")
+        # On AWS the link opens the object in the S3 console (the person's own login); a local endpoint has no
+        # console and, like S3, refuses an anonymous read of a private object: link a presigned URL instead.
+        presigned = None
+        if endpoint:
+            presigned = client("s3", Config(signature_version="s3v4")).generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=REPORT_LINK_SECONDS
+            )
         ExperimentReportLink.persist(
             context=context,
             operator=self,
@@ -640,6 +652,6 @@ class ExperimentReportOperator(AwsBaseOperator[LabelingJobHook]):
             aws_partition=self.hook.conn_partition,
             bucket=bucket,
             object_key=key,
-            endpoint_url=endpoint,
+            presigned_url=presigned,
         )
         return result

@@ -18,9 +18,9 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from asgiref.sync import sync_to_async
 from botocore.exceptions import BotoCoreError, ClientError
 
+from groundtruth.async_clients import shared_client
 from groundtruth.hooks import SageMakerJobHook
 from groundtruth.waiting import LABELING_JOB, THIRTY_DAYS, TRAINING_JOB, TRANSFORM_JOB, JobKind, JobWait
 
@@ -28,6 +28,8 @@ from groundtruth.waiting import LABELING_JOB, THIRTY_DAYS, TRAINING_JOB, TRANSFO
 # What a kill means for the job: decided from the task instance's state at the time of the kill.
 # --------------------------------------------------------------------------------------------------------------------
 UNKNOWN_STATE = "<unknown>"
+# Seconds a kill's stop request may take (with the state lookup's, within the triggerer's 30 s for on_kill).
+STOP_TIMEOUT = 15.0
 
 # States of a task instance that will run (or already runs) again and then reattaches to the same job.
 _WILL_RUN_AGAIN = frozenset({None, "none", "scheduled", "queued", "restarting", "up_for_retry", "up_for_reschedule"})
@@ -63,6 +65,31 @@ def task_instance_state(dag_id: str, run_id: str, task_id: str, map_index: int =
         )
     except Exception:  # noqa: BLE001 -- any failure here means "unknown", which the caller handles safely
         return UNKNOWN_STATE
+    return _state_of(states, run_id, task_id, map_index)
+
+
+async def task_instance_state_async(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str | None:
+    """
+    :func:`task_instance_state` from the triggerer's event loop: the request travels the trigger runner's own async
+    channel to its supervisor (``SUPERVISOR_COMMS.asend``), with no thread in between (a thread hop through asgiref's
+    single shared thread queues behind every other trigger's blocking call). Where the channel has no async side
+    (``dag.test()`` runs triggers in-process), the sync lookup runs in a thread of its own.
+    """
+    try:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import GetTaskStates
+
+        asend = getattr(getattr(task_runner, "SUPERVISOR_COMMS", None), "asend", None)
+        if asend is None:
+            return await asyncio.to_thread(task_instance_state, dag_id, run_id, task_id, map_index)
+        response = await asend(GetTaskStates(dag_id=dag_id, map_index=map_index, task_ids=[task_id], run_ids=[run_id]))
+        states = response.task_states
+    except Exception:  # noqa: BLE001 -- any failure here means "unknown", which the caller handles safely
+        return UNKNOWN_STATE
+    return _state_of(states, run_id, task_id, map_index)
+
+
+def _state_of(states: dict | None, run_id: str, task_id: str, map_index: int | None) -> str | None:
     per_run = (states or {}).get(run_id) or {}
     key = task_id if map_index is None or map_index < 0 else f"{task_id}_{map_index}"
     return per_run.get(key, UNKNOWN_STATE)
@@ -183,7 +210,8 @@ class SageMakerJobTrigger(BaseTrigger):
             rand=self._rand,
             log=self.log,
         )
-        async with await hook.get_async_conn() as client:
+        # One client for every wait of this connection in the triggerer (groundtruth.async_clients), not one each.
+        async with shared_client(hook, self.botocore_config) as client:
             while True:
                 try:
                     step = wait.observe(await hook.describe_job_async(self.job_kind, self.job_name, client=client))
@@ -200,18 +228,31 @@ class SageMakerJobTrigger(BaseTrigger):
         ti = self.task_instance
         if ti is None:
             return UNKNOWN_STATE
-        lookup = sync_to_async(task_instance_state)
+        lookup = task_instance_state_async(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
         try:
-            return await asyncio.wait_for(
-                lookup(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1)), self.kill_state_timeout
-            )
+            return await asyncio.wait_for(lookup, self.kill_state_timeout)
         except TimeoutError:
             return UNKNOWN_STATE
 
     async def on_kill(self) -> None:
-        """Stop the job when the user ended the deferred task (see the module docstring for when this runs)."""
+        """Stop the job when the user ended the deferred task (see the module docstring for when this runs).
+
+        Airflow's triggerer cancels the trigger again at every sync with its supervisor for as long as ``on_kill``
+        runs (the trigger stays in the supervisor's cancelling set until it ends), and a cancelled ``on_kill`` is
+        silently dropped. So the decision and the stop run in a task of their own that those repeats cannot cut
+        short; it is bounded by ``kill_state_timeout`` and :data:`STOP_TIMEOUT`.
+        """
         if not self.stop_on_cancel:
             return
+        work = asyncio.ensure_future(self._stop_unless_taken_over())
+        while not work.done():
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                continue  # a repeat of the same kill (or a shutdown): the stop still finishes, within its bounds
+        work.result()
+
+    async def _stop_unless_taken_over(self) -> None:
         state = await self._current_task_state()
         noun = self.job_kind.noun.lower()
         if not kill_should_stop_job(state, in_triggerer=True):
@@ -223,7 +264,7 @@ class SageMakerJobTrigger(BaseTrigger):
             )
             return
         self.log.info("Task was killed (task instance state %s): stopping %s %s", state, noun, self.job_name)
-        await self.hook().stop_job_async(self.job_kind, self.job_name)
+        await asyncio.wait_for(self.hook().stop_job_async(self.job_kind, self.job_name), STOP_TIMEOUT)
 
 
 class LabelingJobTrigger(SageMakerJobTrigger):

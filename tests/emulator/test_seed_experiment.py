@@ -17,7 +17,8 @@ import pytest
 from tests.emulator.notebook import post_process
 from tests.emulator.seed import CLEAR_MARGIN_POINTS, HALF, QUALITY_TARGET, figures, run_experiment
 
-pytestmark = pytest.mark.slow
+# The module fixture runs the three jobs; beside the other test worker it can take several minutes (a hang guard).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

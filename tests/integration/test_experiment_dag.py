@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,7 +57,11 @@ def test_small_run_then_rerun_copies_nothing_and_creates_no_job(birds_dag, boto_
     link = first.get_task_instance("render_report").xcom_pull(
         task_ids="render_report", key="groundtruth_experiment_report"
     )
-    assert link["object_key"].endswith("/report/report.html") and link["endpoint_url"] == emulator.url
+    assert link["object_key"].endswith("/report/report.html")
+    # on a local endpoint the link is a presigned URL: a browser without credentials can open it
+    assert link["presigned_url"].startswith(f"{emulator.url}/") and "X-Amz-Signature=" in link["presigned_url"]
+    with urllib.request.urlopen(link["presigned_url"], timeout=10) as opened:
+        assert opened.read().startswith(b"<!DOCTYPE html>")
     bucket, key = report_out["report_uri"][5:].split("/", 1)
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read().startswith(b"<!DOCTYPE html>")
 

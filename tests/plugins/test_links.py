@@ -66,8 +66,7 @@ def test_report_link_opens_the_object_in_the_console_or_on_a_local_endpoint():
         region_name="eu-west-1", aws_domain="aws.amazon.com", bucket="b", object_key="p/r/report.html"
     )
     assert on_aws == "https://console.aws.amazon.com/s3/object/b?region=eu-west-1&prefix=p/r/report.html"
-    local = link.format_link(
-        region_name="us-east-1", bucket="b", object_key="p/report.html", endpoint_url="http://127.0.0.1:4566/"
-    )
-    assert local == "http://127.0.0.1:4566/b/p/report.html"
+    presigned = "http://127.0.0.1:4566/b/p/report.html?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=abc"
+    local = link.format_link(region_name="us-east-1", bucket="b", object_key="p/report.html", presigned_url=presigned)
+    assert local == presigned
     assert link.format_link(region_name="us-east-1", bucket="", object_key="x") == ""

@@ -296,9 +296,357 @@ def test_task_state_lookup_times_out_instead_of_hanging(monkeypatch):
 
 
 def test_trigger_reads_the_state_of_its_own_task_instance(monkeypatch):
+    """Without the triggerer's async channel (as under dag.test), the sync lookup runs in a thread."""
     seen = []
     monkeypatch.setattr(triggers_module, "task_instance_state", lambda *args: seen.append(args) or "restarting")
     trigger, client, _ = make_trigger([])
     trigger.task_instance = types.SimpleNamespace(dag_id=DAG_ID, run_id=RUN_ID, task_id=TASK_ID, map_index=2)
     asyncio.run(trigger.on_kill())
     assert seen == [(DAG_ID, RUN_ID, TASK_ID, 2)] and client.calls == []
+
+
+def test_in_the_triggerer_the_state_travels_the_runners_async_channel(monkeypatch):
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import TaskStatesResult
+
+    sent = []
+
+    class AsyncComms:
+        async def asend(self, msg):
+            sent.append(msg)
+            return TaskStatesResult(task_states={RUN_ID: {f"{TASK_ID}_2": "failed"}})
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", AsyncComms(), raising=False)
+    monkeypatch.setattr(triggers_module, "task_instance_state", lambda *args: pytest.fail("no thread hop expected"))
+    trigger, client, _ = make_trigger([])
+    trigger.task_instance = types.SimpleNamespace(dag_id=DAG_ID, run_id=RUN_ID, task_id=TASK_ID, map_index=2)
+    asyncio.run(trigger.on_kill())
+    assert [(m.dag_id, m.task_ids, m.run_ids, m.map_index) for m in sent] == [(DAG_ID, [TASK_ID], [RUN_ID], 2)]
+    assert client.calls == [("stop", JOB_NAME)]
+
+
+def test_on_kill_finishes_its_stop_through_the_triggerers_repeated_cancellations():
+    """Airflow's triggerer re-sends a kill's cancellation at every sync while on_kill runs; the stop still goes out."""
+    trigger, client, _ = make_trigger([])
+    _with_task_instance(trigger, "failed")
+
+    async def main():
+        stopping, release = asyncio.Event(), asyncio.Event()
+
+        async def stop_labeling_job(LabelingJobName):
+            stopping.set()
+            await release.wait()
+            client.calls.append(("stop", LabelingJobName))
+
+        client.stop_labeling_job = stop_labeling_job
+        kill = asyncio.create_task(trigger.on_kill())
+        await stopping.wait()
+        for _ in range(3):
+            kill.cancel("__airflow_user_action__")
+            await asyncio.sleep(0)
+        release.set()
+        await kill
+        return kill.cancelled()
+
+    assert asyncio.run(main()) is False
+    assert client.calls == [("stop", JOB_NAME)]
+
+
+# --------------------------------------------------------------------------------- one client for many waits
+class RecordingClient:
+    """An aiobotocore client stand-in that follows one describe script per job and records where it was used."""
+
+    def __init__(self, scripts: dict[str, list], record: dict):
+        self.scripts, self.record = scripts, record
+        self.loop = asyncio.get_running_loop()
+
+    async def __aenter__(self):
+        self.record["opened"].append(self)
+        return self
+
+    async def __aexit__(self, *exc):
+        assert asyncio.get_running_loop() is self.loop
+        self.record["closed"].append(self)
+        return False
+
+    async def describe_labeling_job(self, LabelingJobName):
+        assert asyncio.get_running_loop() is self.loop, "a client used from another event loop"
+        self.record["describes"].append((self, LabelingJobName))
+        return self.scripts[LabelingJobName].pop(0)
+
+
+class GatedSleep:
+    """A trigger's sleep that returns only when the test wakes it (no timing)."""
+
+    def __init__(self):
+        self.started = 0
+        self._changed = asyncio.Event()
+        self._go = asyncio.Semaphore(0)
+
+    async def __call__(self, seconds):
+        self.started += 1
+        self._changed.set()
+        await self._go.acquire()
+
+    def wake(self):
+        self._go.release()
+
+    async def until_sleeping(self, count=1):
+        """Until the trigger has started its count-th sleep."""
+        while self.started < count:
+            self._changed.clear()
+            await self._changed.wait()
+
+
+def shared_trigger(name, scripts, record, *, open_gate=None, conn_id=None, **kwargs):
+    """A trigger whose hook opens a new RecordingClient each time it is asked (the shared registry decides how often),
+    sleeping on a GatedSleep."""
+    trigger = LabelingJobTrigger(job_name=name, aws_conn_id=conn_id, region_name=REGION, **kwargs)
+    trigger._clock, trigger._rand = FakeClock(), (lambda a, b: b)
+    trigger.deadline = trigger._clock() + 86400
+    trigger._sleep = GatedSleep()
+    hook = LabelingJobHook(aws_conn_id=conn_id, region_name=REGION)
+
+    async def get_async_conn():
+        record["asked"] += 1
+        if open_gate is not None:
+            await open_gate.wait()
+        return RecordingClient(scripts, record)
+
+    hook.get_async_conn = get_async_conn
+    trigger.hook = lambda: hook
+    return trigger
+
+
+def new_record():
+    return {"asked": 0, "opened": [], "closed": [], "describes": []}
+
+
+def users_of(trigger) -> int:
+    from groundtruth.async_clients import SHARED_CLIENTS, client_key
+
+    return SHARED_CLIENTS.users(client_key(trigger.hook(), trigger.botocore_config))
+
+
+async def both_waiting(a, b) -> tuple[asyncio.Task, asyncio.Task]:
+    """Start two triggers' waits and return once each sleeps between its checks."""
+    task_a, task_b = asyncio.create_task(_collect_async(a)), asyncio.create_task(_collect_async(b))
+    await a._sleep.until_sleeping()
+    await b._sleep.until_sleeping()
+    return task_a, task_b
+
+
+def test_waits_of_one_connection_share_one_client_until_the_last_ends():
+    from groundtruth.async_clients import SHARED_CLIENTS
+
+    running, done = describe_response(status="InProgress"), describe_response(status="Completed", unlabeled=0)
+    scripts = {"job-a": [running, done], "job-b": [running, running, done]}
+    record = new_record()
+    a, b = (shared_trigger(name, scripts, record) for name in ("job-a", "job-b"))
+
+    async def main():
+        task_a, task_b = await both_waiting(a, b)
+        assert record["asked"] == 1 and len(record["opened"]) == 1 and users_of(a) == 2
+        (client,) = record["opened"]
+        assert record["describes"] == [(client, "job-a"), (client, "job-b")]
+
+        a._sleep.wake()
+        assert [e["status"] for e in await task_a] == ["success"]
+        assert record["closed"] == [] and users_of(b) == 1  # b still waits with it
+
+        b._sleep.wake()
+        await b._sleep.until_sleeping(2)
+        b._sleep.wake()
+        assert [e["status"] for e in await task_b] == ["success"]
+        assert record["closed"] == [client] and users_of(b) == 0 and len(SHARED_CLIENTS) == 0
+
+    asyncio.run(main())
+    assert record["asked"] == 1 and [name for _, name in record["describes"]].count("job-b") == 3
+
+
+def test_different_connections_or_configs_get_different_clients():
+    scripts = {f"job-{i}": [describe_response(status="Completed", unlabeled=0)] for i in range(3)}
+    record = new_record()
+    triggers = [
+        shared_trigger("job-0", scripts, record),
+        shared_trigger("job-1", scripts, record, botocore_config={"retries": {"max_attempts": 3}}),
+        shared_trigger("job-2", scripts, record, conn_id="aws_other"),
+    ]
+
+    async def main():
+        return await asyncio.gather(*(_collect_async(t) for t in triggers))
+
+    assert [events[0]["status"] for events in asyncio.run(main())] == ["success"] * 3
+    assert len(record["opened"]) == 3 and len(record["closed"]) == 3
+
+
+def test_a_cancelled_wait_gives_its_client_back_and_the_last_one_closes_it():
+    from groundtruth.async_clients import SHARED_CLIENTS
+
+    scripts = {"job-a": [describe_response(status="InProgress")] * 3, "job-b": [describe_response(status="InProgress")]}
+    record = new_record()
+    a, b = (shared_trigger(name, scripts, record) for name in ("job-a", "job-b"))
+
+    async def main():
+        task_a, task_b = await both_waiting(a, b)
+        task_b.cancel()  # the triggerer reassigns b mid-wait
+        with pytest.raises(asyncio.CancelledError):
+            await task_b
+        assert record["closed"] == [] and users_of(a) == 1
+
+        task_a.cancel()  # and shuts down with a still waiting
+        with pytest.raises(asyncio.CancelledError):
+            await task_a
+        assert record["closed"] == record["opened"] and len(record["opened"]) == 1 and len(SHARED_CLIENTS) == 0
+
+    asyncio.run(main())
+
+
+def test_a_wait_cancelled_while_its_client_opens_still_closes_it():
+    """Cancelled between asking for the client and getting it: the client opens in a task of its own, and is closed
+    as soon as it is open, since nobody uses it any more."""
+    from groundtruth.async_clients import SHARED_CLIENTS
+
+    record = new_record()
+    open_gate = asyncio.Event  # created inside the loop below
+    scripts = {"job-a": [describe_response(status="InProgress")]}
+
+    async def main():
+        gate = open_gate()
+        a = shared_trigger("job-a", scripts, record, open_gate=gate)
+        task = asyncio.create_task(_collect_async(a))
+        while record["asked"] == 0:
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert record["opened"] == [] and len(SHARED_CLIENTS) == 0  # nobody holds it; the open still runs
+        gate.set()
+        for _ in range(100):  # a few loop turns: open, then close
+            if record["closed"]:
+                break
+            await asyncio.sleep(0)
+        assert record["closed"] == record["opened"] and record["describes"] == []
+
+    asyncio.run(main())
+
+
+def test_an_error_opening_the_client_reaches_the_wait_and_the_next_wait_tries_again():
+    from groundtruth.async_clients import SHARED_CLIENTS
+
+    record = new_record()
+    scripts = {"job-a": [describe_response(status="Completed", unlabeled=0)]}
+    failing = shared_trigger("job-a", scripts, record)
+
+    async def no_credentials():
+        record["asked"] += 1
+        raise client_error("UnrecognizedClientException", "The security token included in the request is invalid")
+
+    failing.hook().get_async_conn = no_credentials
+    with pytest.raises(Exception, match="security token"):
+        collect(failing)  # as before: the trigger fails, the triggerer reports it
+    assert len(SHARED_CLIENTS) == 0
+
+    (event,) = collect(shared_trigger("job-a", scripts, record))
+    assert event["status"] == "success" and record["asked"] == 2 and len(record["closed"]) == 1
+
+
+def test_each_event_loop_gets_its_own_client():
+    """Two loops at once (two threads), the same connection: two clients, each used only from its own loop."""
+    import threading
+
+    scripts = {name: [describe_response(status="InProgress")] for name in ("job-a", "job-b")}
+    record = new_record()
+    described = {name: threading.Event() for name in scripts}
+    release = threading.Event()
+    results: dict[str, BaseException | None] = {}
+
+    def in_own_loop(name):
+        trigger = shared_trigger(name, scripts, record)
+
+        async def sleep(seconds):
+            described[name].set()
+            await asyncio.to_thread(release.wait)
+            raise asyncio.CancelledError  # end the wait as a triggerer shutdown would
+
+        trigger._sleep = sleep
+        try:
+            collect(trigger)
+        except BaseException as error:  # noqa: BLE001 -- reported to the main thread
+            results[name] = error
+
+    threads = [threading.Thread(target=in_own_loop, args=(name,)) for name in scripts]
+    for thread in threads:
+        thread.start()
+    try:
+        assert all(event.wait(30) for event in described.values())
+        assert len(record["opened"]) == 2 and record["opened"][0].loop is not record["opened"][1].loop
+        assert {client for client, _ in record["describes"]} == set(record["opened"])  # one client a loop
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(30)
+    assert all(isinstance(error, asyncio.CancelledError) for error in results.values())
+    assert set(record["closed"]) == set(record["opened"])
+
+
+def test_client_key_names_the_connection_but_holds_no_secret(monkeypatch):
+    from airflow.models.connection import Connection
+
+    from groundtruth.async_clients import client_key
+
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+    def key_for(password):
+        conn = Connection(
+            conn_id="aws_gt",
+            conn_type="aws",
+            login="AKIAEXAMPLE",
+            password=password,
+            extra=json.dumps({"endpoint_url": "http://emulator:5000"}),
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_GT", conn.as_json())
+        return client_key(LabelingJobHook(aws_conn_id="aws_gt", region_name=REGION), {"retries": {"max_attempts": 3}})
+
+    key = key_for(secret)
+    assert key.aws_conn_id == "aws_gt" and key.endpoint_url == "http://emulator:5000" and key.region_name == REGION
+    assert secret not in repr(key) and secret not in str(key.__dict__)
+    assert key_for(secret) == key
+    assert key_for(secret + "-rotated") != key  # waits that start after a rotation get a new client
+
+
+def test_a_cancellation_during_the_connection_lookup_keeps_the_triggerers_message(monkeypatch):
+    """Airflow's triggerer calls `on_kill` (which stops the job) only for a cancellation carrying its user-action
+    message; asgiref turns one that lands while a thread reads the connection into a bare CancelledError. The lookup
+    goes through `in_thread`, so the message arrives (seen in a real triggerer: a task marked failed a second after
+    deferring left its training job running)."""
+    import threading
+
+    from airflow.jobs.triggerer_job_runner import _USER_ACTION_CANCEL_MSG
+
+    import groundtruth.async_clients as async_clients
+
+    entered, release = threading.Event(), threading.Event()
+    real_key = async_clients.client_key
+
+    def slow_key(hook, botocore_config=None):
+        entered.set()
+        release.wait(30)
+        return real_key(hook, botocore_config)
+
+    monkeypatch.setattr(async_clients, "client_key", slow_key)
+    record = new_record()
+    trigger = shared_trigger("job-a", {"job-a": [describe_response(status="InProgress")]}, record)
+
+    async def main():
+        task = asyncio.create_task(_collect_async(trigger))
+        await asyncio.to_thread(entered.wait, 30)
+        task.cancel(_USER_ACTION_CANCEL_MSG)
+        await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(asyncio.CancelledError) as cancelled:
+            await task
+        return cancelled.value
+
+    assert asyncio.run(main()).args == (_USER_ACTION_CANCEL_MSG,)
+    assert record["asked"] == 0  # the lookup never finished into a client
