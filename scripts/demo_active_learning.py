@@ -20,7 +20,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "plugins")]
 
-from scripts.demo import BIN, airflow_env, fail, start_emulator, stop_emulator  # noqa: E402 - the shared Airflow environment of every demo
+from scripts.demo import (  # noqa: E402 - the shared Airflow environment of every demo
+    LOGS,
+    JobProgress,
+    airflow_env,
+    fail,
+    run_dag_test,
+    start_emulator,
+    stop_emulator,
+)
 
 DAG_ID = os.environ.get("GT_DEMO_DAG", "active_learning_news")
 ARTICLES = os.environ.get("GT_DEMO_ARTICLES", "10000")
@@ -31,9 +39,8 @@ BUCKET, PREFIX = "gt-active-learning-news", "corpus/news"  # where include/activ
 
 
 def main() -> int:
-    logs = REPO / ".airflow" / "demo-logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    emulator_log = logs / "emulator.log"
+    LOGS.mkdir(parents=True, exist_ok=True)
+    emulator_log = LOGS / "emulator.log"
     with emulator_log.open("w") as sink:
         try:
             emulator, url = start_emulator(TIME_SCALE, stderr=sink)
@@ -41,12 +48,12 @@ def main() -> int:
             return fail(f"{exc}; see {emulator_log}")
         print(f"emulator: {url} (pid {emulator.pid}, time scale x{TIME_SCALE}); log: {emulator_log}")
         try:
-            return run_demo(url, logs)
+            return run_demo(url)
         finally:
             stop_emulator(emulator)
 
 
-def run_demo(url: str, logs: Path) -> int:
+def run_demo(url: str) -> int:
     started = time.monotonic()
     env = airflow_env(url)
     env["GT_CHECK_INTERVAL_SECONDS"] = CHECK_INTERVAL
@@ -79,18 +86,11 @@ def run_demo(url: str, logs: Path) -> int:
     if seeded.returncode != 0:
         return fail(f"seed-text failed: {seeded.stderr.strip()[-2000:]}")
     print(f"corpus: {ARTICLES} synthetic headlines ({STYLE}), 20% labeled, at s3://{BUCKET}/{PREFIX}/")
-    (REPO / ".airflow").mkdir(exist_ok=True)
-    subprocess.run([str(BIN / "airflow"), "db", "migrate"], cwd=REPO, env=env, check=True, capture_output=True)
-    airflow_log = logs / f"{DAG_ID}.log"
-    print(f"running {DAG_ID} (airflow dags test); log: {airflow_log}")
-    with airflow_log.open("w") as sink:
-        run = subprocess.run(
-            [str(BIN / "airflow"), "dags", "test", DAG_ID], cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
+    code, airflow_log = run_dag_test(DAG_ID, env, JobProgress(url, DAG_ID.replace("_", "-")))
     wall = time.monotonic() - started
     reports = sorted((REPO / "reports" / DAG_ID).glob("*/report.json"), key=lambda p: p.stat().st_mtime)
-    if run.returncode != 0:
-        return fail(f"`airflow dags test {DAG_ID}` failed (exit {run.returncode}); see {airflow_log}")
+    if code != 0:
+        return fail(f"`airflow dags test {DAG_ID}` failed (exit {code}); see {airflow_log}")
     if not reports:
         return fail(f"the run succeeded but wrote no report under reports/{DAG_ID}/")
     from groundtruth.active_learning_report import summary_text
