@@ -1,7 +1,7 @@
 """How long the labeling tasks hold a worker slot, against the wall time of the jobs they run.
 
 One `labeling_experiment_birds` run on Airflow's own scheduler (LocalExecutor, two slots), triggerer and Execution
-API server (the harness the tests use: tests/airflow_processes.py), against the emulator in this process. A
+API server (the harness the tests use: scripts/airflow_processes.py), against the emulator in this process. A
 labeling task holds a slot twice: to create its job and defer, and to take the trigger's event when the job ends;
 while the job runs it waits in the triggerer and holds none. The slot time of every task try is what Airflow's own
 task supervisor logs when a workload ends (`Workload finished ... duration=...`, one line per slot held, keyed by
@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
 # tests.conftest isolates this process as it does a test session (its own Airflow home, no AWS credentials).
-from tests.airflow_processes import AirflowProcesses, poll  # noqa: E402
-from tests.conftest import AIRFLOW_HOME, aws_conn_uri  # noqa: E402
+from scripts.airflow_processes import AirflowProcesses, aws_conn_uri, poll  # noqa: E402
+from tests.conftest import AIRFLOW_HOME  # noqa: E402
 
 DAG_ID = "labeling_experiment_birds"
 WORKLOAD = re.compile(r"Workload finished.*?duration=([0-9.]+).*?workload_id=([0-9a-f-]+)")

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
+from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -35,7 +36,9 @@ def _seed(args: argparse.Namespace) -> int:
     from emulator.sim.openimages import seed_openimages
 
     started = time.perf_counter()
-    summary = seed_openimages(args.endpoint_url, images=args.images, seed=args.seed, bucket=args.bucket)
+    summary = seed_openimages(
+        args.endpoint_url, images=args.images, seed=args.seed, bucket=args.bucket, cache_dir=args.cache_dir
+    )
     print(f"seeded s3://{args.bucket} in {time.perf_counter() - started:.1f} s: {summary}", flush=True)
     return 0
 
@@ -83,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--images", type=int, default=2500, help="bird images of at most 6 MB (others come on top)")
     seed.add_argument("--seed", type=int, default=0, help="the same seed gives the same bytes")
     seed.add_argument("--bucket", default="open-images-dataset")
+    seed.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="keep the painted files here and read them back next time (the same bytes; keyed by the arguments, "
+        "the painting code and the numpy and Pillow versions)",
+    )
     seed.set_defaults(func=_seed)
 
     text = sub.add_parser("seed-text", help="write a text-classification corpus to S3 and register its answers")

@@ -1,10 +1,12 @@
-"""`make demo`: the default experiment end to end on the local AWS stand-in.
+"""`make demo`: the default experiment end to end on the local AWS stand-in, on Airflow's own services.
 
-Starts the emulator on a free loopback port, seeds the synthetic Open Images mirror, runs
-`labeling_experiment_birds` with `airflow dags test` (SQLite metadata DB under .airflow/), prints a progress line
-per labeling job while it runs (status changes and each further quarter of its objects labeled), then the per-job
-summary table and the report path, and stops the emulator whatever happens. Airflow's and the emulator's logs go to
-files under `.airflow/demo-logs/`, whose paths are printed.
+Starts the emulator on a free loopback port; then, side by side, seeds the synthetic Open Images mirror and starts
+Airflow's scheduler (LocalExecutor), triggerer and Execution API server on the Airflow home `.airflow/` (SQLite;
+scripts/airflow_processes.py); triggers `labeling_experiment_birds` and prints a progress line per labeling job while
+it runs (status changes and each further quarter of its objects labeled), then the per-job summary table, how long
+iterations 1 and 3 ran side by side, and the report's path. Everything it started is stopped whatever happens.
+Airflow's and the emulator's logs go to files under `.airflow/demo-logs/`, whose paths are printed; the task logs
+stay under `.airflow/logs/`, where `make airflow` shows them with the run.
 """
 
 from __future__ import annotations
@@ -17,18 +19,28 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path[:0] = [str(REPO), str(REPO / "plugins")]
+
+from scripts.airflow_processes import AirflowProcesses, aws_conn_uri, poll  # noqa: E402
+
 DAG_ID = "labeling_experiment_birds"
-BIN = Path(sys.executable).parent
-TIME_SCALE = os.environ.get("GT_DEMO_TIME_SCALE", "600")
+TIME_SCALE = os.environ.get("GT_DEMO_TIME_SCALE", "3000")
 IMAGES = os.environ.get("GT_DEMO_IMAGES", "2500")
-LOGS = REPO / ".airflow" / "demo-logs"
+HOME = Path(os.environ.get("GT_AIRFLOW_HOME") or REPO / ".airflow")
+LOGS = HOME / "demo-logs"
 # Jobs here last minutes, not hours: check them every few seconds (configuration, as the production default of a
 # minute is for AWS's hours-long jobs).
 CHECK_INTERVAL = os.environ.get("GT_DEMO_CHECK_INTERVAL", "5")
+RUN_DEADLINE = 3600  # seconds a demo run may take before the demo gives up on it
+
+
+class DemoError(Exception):
+    """A step of the demo failed; the message names it and where its log is."""
 
 
 def fail(message: str) -> int:
@@ -37,28 +49,29 @@ def fail(message: str) -> int:
 
 
 def airflow_env(endpoint_url: str) -> dict[str, str]:
+    """`make airflow`'s environment: the demo's Airflow home, against `endpoint_url`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW_CONN_"))}
-    home = Path(os.environ.get("GT_AIRFLOW_HOME") or REPO / ".airflow")
     env.update(
         {
             # `airflow standalone` starts its services as `airflow ...` subprocesses: the venv's bin/ must be on
             # PATH even when nobody activated the venv (make does not).
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-            "AIRFLOW_HOME": str(home),
+            "AIRFLOW_HOME": str(HOME),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW_CONN_AWS_DEFAULT": (
-                f"aws://demo:demo@/?region_name=us-east-1&endpoint_url={quote(endpoint_url, safe='')}"
-            ),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow.db'}",
+            "AIRFLOW_CONN_AWS_DEFAULT": aws_conn_uri(endpoint_url),
             "AWS_EC2_METADATA_DISABLED": "true",
-            "GT_LOCAL_REPORTS_DIR": str(REPO / "reports"),
+            **REPORT_ENV,
             "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}",
-            "MPLBACKEND": "Agg",
         }
     )
     return env
+
+
+# where the report task writes its local copy, and matplotlib without a display
+REPORT_ENV = {"GT_LOCAL_REPORTS_DIR": str(REPO / "reports"), "MPLBACKEND": "Agg"}
 
 
 def start_emulator(time_scale: str = TIME_SCALE, stderr=None) -> tuple[subprocess.Popen, str]:
@@ -85,22 +98,26 @@ def stop_emulator(emulator: subprocess.Popen) -> None:
         emulator.kill()
 
 
-def main() -> int:
+def with_emulator(time_scale: str, run) -> int:
+    """`run(url)` with the emulator up (its log in `.airflow/demo-logs/emulator.log`), stopped whatever happens."""
     LOGS.mkdir(parents=True, exist_ok=True)
     emulator_log = LOGS / "emulator.log"
     with emulator_log.open("w") as sink:
         try:
-            emulator, url = start_emulator(stderr=sink)
+            emulator, url = start_emulator(time_scale, stderr=sink)
         except RuntimeError as exc:
             return fail(f"{exc}; see {emulator_log}")
-        print(f"emulator: {url} (pid {emulator.pid}, time scale x{TIME_SCALE}); log: {emulator_log}")
+        print(f"emulator: {url} (pid {emulator.pid}, time scale x{time_scale}); log: {emulator_log}")
         try:
-            return run_demo(url)
-        except subprocess.CalledProcessError as exc:
-            command = " ".join(map(str, exc.cmd[:4]))
-            return fail(f"`{command} ...` failed with exit {exc.returncode}: {(exc.stderr or '').strip()[-2000:]}")
+            return run(url)
+        except DemoError as exc:
+            return fail(str(exc))
         finally:
             stop_emulator(emulator)
+
+
+def main() -> int:
+    return with_emulator(TIME_SCALE, run_demo)
 
 
 class JobProgress(threading.Thread):
@@ -152,44 +169,79 @@ class JobProgress(threading.Thread):
             )
 
 
-def run_dag_test(dag_id: str, env: dict[str, str], progress: JobProgress | None = None) -> tuple[int, Path]:
-    """`airflow dags test dag_id` with its output in `.airflow/demo-logs/<dag_id>.log` (the path is printed), and
-    `progress` printing beside it; returns the exit code and the log's path."""
-    (REPO / ".airflow").mkdir(exist_ok=True)
-    subprocess.run([str(BIN / "airflow"), "db", "migrate"], cwd=REPO, env=env, check=True, capture_output=True)
-    log = LOGS / f"{dag_id}.log"
-    print(f"running {dag_id} (airflow dags test); log: {log}", flush=True)
-    if progress:
+def run_on_airflow(
+    dag_id: str, url: str, seed: list[str], progress: JobProgress, check_interval: str
+) -> tuple[AirflowProcesses, str]:
+    """Seed the emulator with `seed` (a command) while Airflow's scheduler, triggerer and Execution API server start
+    on the demo's home, then trigger `dag_id` and wait for the run, `progress` printing beside it. Returns the stopped
+    processes (their database still answers) and the run's id; raises DemoError naming the step that failed."""
+    env = {**REPORT_ENV, "GT_CHECK_INTERVAL_SECONDS": check_interval}
+    run_id = f"demo__{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}"
+    with AirflowProcesses(None, None, REPO / "include", url, env=env, home=HOME, process_logs=LOGS) as airflow:
+        began = time.monotonic()
+        seeding = subprocess.Popen(seed, cwd=REPO, env=airflow.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            airflow.prepare()
+            unpausing = airflow.start_cli("dags", "unpause", dag_id)
+            airflow.start_scheduler_and_triggerer()
+            airflow.start_api_server()
+            airflow.wait_cli(unpausing)
+        except AssertionError as exc:  # a CLI step or the API server's health check
+            seeding.kill()
+            raise DemoError(f"Airflow did not start: {str(exc)[-2000:]}; logs in {LOGS}") from None
+        finally:
+            _, err = seeding.communicate()
+        if seeding.returncode != 0:
+            raise DemoError(f"seeding failed (`{' '.join(seed[2:4])}`): {err.decode(errors='replace')[-2000:]}")
+        print(
+            f"airflow: scheduler, triggerer and API server up, emulator seeded ({time.monotonic() - began:.0f} s; "
+            f"home {HOME}); logs: {LOGS}/{{scheduler,triggerer,api-server}}.log",
+            flush=True,
+        )
+        airflow.cli("dags", "trigger", dag_id, "--run-id", run_id)
+        print(f"running {dag_id} run {run_id}", flush=True)
         progress.start()
-    try:
-        with log.open("w") as sink:
-            run = subprocess.run(
-                [str(BIN / "airflow"), "dags", "test", dag_id], cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT
+        try:
+            ended = ("success", "failed")
+            state = poll(
+                f"{dag_id} run {run_id} to finish",
+                lambda: next((s for r, _, s in airflow.runs(dag_id) if r == run_id and s in ended), None),
+                deadline=RUN_DEADLINE,
+                interval=1,
             )
-    finally:
-        if progress:
+        finally:
             progress.stop()
-    return run.returncode, log
+    if state != "success":
+        failed = [t for t in airflow.task_states(dag_id, run_id) if t[1] in ("failed", "upstream_failed")]
+        raise DemoError(
+            f"{dag_id} run {run_id} failed: tasks {failed}; task logs under "
+            f"{HOME / 'logs' / f'dag_id={dag_id}' / f'run_id={run_id}'}"
+        )
+    return airflow, run_id
+
+
+def side_by_side(airflow: AirflowProcesses, dag_id: str, run_id: str, first: str, second: str) -> str:
+    """How long tasks `first` and `second` of a run ran at the same time, against `second`'s wall time."""
+    windows = {t: airflow.task_windows(dag_id, t)[run_id] for t in (first, second)}
+    (s1, e1), (s2, e2) = (tuple(map(datetime.fromisoformat, windows[t])) for t in (first, second))
+    together = max(0.0, (min(e1, e2) - max(s1, s2)).total_seconds())
+    own = (e2 - s2).total_seconds()
+    return f"{first} and {second} ran side by side for {together:.0f} s, {together / own:.0%} of {second}'s {own:.0f} s"
 
 
 def run_demo(url: str) -> int:
     started = time.monotonic()
-    env = airflow_env(url)
-    env["GT_CHECK_INTERVAL_SECONDS"] = CHECK_INTERVAL
     seed = [sys.executable, "-m", "emulator", "seed-openimages", "--endpoint-url", url, "--images", IMAGES]
-    seed += ["--seed", "0"]
-    subprocess.run(seed, cwd=REPO, check=True, env=env, capture_output=True, text=True)
-    print(f"mirror: {IMAGES} synthetic Open Images birds seeded")
-    code, log = run_dag_test(DAG_ID, env, JobProgress(url, DAG_ID.replace("_", "-")))
-    if code != 0:
-        return fail(f"`airflow dags test {DAG_ID}` failed (exit {code}); see {log}")
-    reports = sorted((REPO / "reports" / DAG_ID).glob("*/report.json"), key=lambda p: p.stat().st_mtime)
-    if not reports:
-        return fail(f"the run succeeded but wrote no report under reports/{DAG_ID}/")
+    seed += ["--cache-dir", str(HOME / "mirror-cache")]  # painted once, read back by later demos
+    progress = JobProgress(url, DAG_ID.replace("_", "-"))
+    airflow, run_id = run_on_airflow(DAG_ID, url, [*seed, "--seed", "0"], progress, CHECK_INTERVAL)
+    report_json = REPO / "reports" / DAG_ID / run_id / "report.json"
+    if not report_json.exists():
+        return fail(f"the run succeeded but wrote no {report_json.relative_to(REPO)}")
     from groundtruth.report import summary_text
 
-    report = json.loads(reports[-1].read_text())
-    print(f"\n{DAG_ID} run {report['run_id']}\n")
+    report = json.loads(report_json.read_text())
+    print(f"\n{DAG_ID} run {report['run_id']} ({IMAGES} birds seeded)\n")
     print(summary_text(report))
     pretrained = {j["key"]: j["pretrained_model_arn"] for j in report["jobs"]}
     print(f"\niteration-2 started from: {pretrained.get('iteration-2')}")
@@ -201,7 +253,8 @@ def run_demo(url: str) -> int:
             f"pretrained model: iteration-2 machine-labeled {machine['iteration-2']:.1f}% vs iteration-3 "
             f"{machine['iteration-3']:.1f}% ({gain:+.1f} points; the seed's real run: 79% vs 60%, +19)"
         )
-    print(f"report: {reports[-1].with_name('report.html')}")
+    print(side_by_side(airflow, DAG_ID, run_id, "label_iteration_1", "label_iteration_3"))
+    print(f"report: {report_json.with_name('report.html')}")
     print(f"wall time {time.monotonic() - started:.0f} s")
     return 0
 

@@ -1,8 +1,9 @@
 """`make demo-active-learning`: the second seed's active-learning loop end to end on the local AWS stand-in.
 
 Starts the emulator on a free loopback port, seeds the synthetic news corpus (10,000 headlines, 20% labeled, their
-true classes registered with the emulator), runs `active_learning_news` (or `GT_DEMO_DAG`, e.g.
-`active_learning_news_custom`) with `airflow dags test`, and prints the per-round table, the shares beside the
+true classes registered with the emulator), while Airflow's scheduler, triggerer and Execution API server
+start (scripts/demo.py's `run_on_airflow`), runs `active_learning_news` (or `GT_DEMO_DAG`, e.g.
+`active_learning_news_custom`) on them, and prints the per-round table, the shares beside the
 seed's 52% / 48% and the accuracy of the labels. Airflow's and the emulator's logs go to files under
 `.airflow/demo-logs/`, whose paths are printed.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,14 +20,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "plugins")]
 
-from scripts.demo import (  # noqa: E402 - the shared Airflow environment of every demo
-    LOGS,
+from scripts.demo import (  # noqa: E402 - the runner every demo shares
     JobProgress,
-    airflow_env,
     fail,
-    run_dag_test,
-    start_emulator,
-    stop_emulator,
+    run_on_airflow,
+    with_emulator,
 )
 
 DAG_ID = os.environ.get("GT_DEMO_DAG", "active_learning_news")
@@ -39,63 +36,22 @@ BUCKET, PREFIX = "gt-active-learning-news", "corpus/news"  # where include/activ
 
 
 def main() -> int:
-    LOGS.mkdir(parents=True, exist_ok=True)
-    emulator_log = LOGS / "emulator.log"
-    with emulator_log.open("w") as sink:
-        try:
-            emulator, url = start_emulator(TIME_SCALE, stderr=sink)
-        except RuntimeError as exc:
-            return fail(f"{exc}; see {emulator_log}")
-        print(f"emulator: {url} (pid {emulator.pid}, time scale x{TIME_SCALE}); log: {emulator_log}")
-        try:
-            return run_demo(url)
-        finally:
-            stop_emulator(emulator)
+    return with_emulator(TIME_SCALE, run_demo)
 
 
 def run_demo(url: str) -> int:
     started = time.monotonic()
-    env = airflow_env(url)
-    env["GT_CHECK_INTERVAL_SECONDS"] = CHECK_INTERVAL
-    seeded = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "emulator",
-            "seed-text",
-            "--endpoint-url",
-            url,
-            "--bucket",
-            BUCKET,
-            "--prefix",
-            PREFIX,
-            "--articles",
-            ARTICLES,
-            "--labeled-share",
-            "0.2",
-            "--seed",
-            "0",
-            "--style",
-            STYLE,
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if seeded.returncode != 0:
-        return fail(f"seed-text failed: {seeded.stderr.strip()[-2000:]}")
-    print(f"corpus: {ARTICLES} synthetic headlines ({STYLE}), 20% labeled, at s3://{BUCKET}/{PREFIX}/")
-    code, airflow_log = run_dag_test(DAG_ID, env, JobProgress(url, DAG_ID.replace("_", "-")))
+    seed = [sys.executable, "-m", "emulator", "seed-text", "--endpoint-url", url, "--bucket", BUCKET]
+    seed += ["--prefix", PREFIX, "--articles", ARTICLES, "--labeled-share", "0.2", "--seed", "0", "--style", STYLE]
+    print(f"corpus: {ARTICLES} synthetic headlines ({STYLE}), 20% labeled, at s3://{BUCKET}/{PREFIX}/", flush=True)
+    _, run_id = run_on_airflow(DAG_ID, url, seed, JobProgress(url, DAG_ID.replace("_", "-")), CHECK_INTERVAL)
     wall = time.monotonic() - started
-    reports = sorted((REPO / "reports" / DAG_ID).glob("*/report.json"), key=lambda p: p.stat().st_mtime)
-    if code != 0:
-        return fail(f"`airflow dags test {DAG_ID}` failed (exit {code}); see {airflow_log}")
-    if not reports:
-        return fail(f"the run succeeded but wrote no report under reports/{DAG_ID}/")
+    report_json = REPO / "reports" / DAG_ID / run_id / "report.json"
+    if not report_json.exists():
+        return fail(f"the run succeeded but wrote no {report_json.relative_to(REPO)}")
     from groundtruth.active_learning_report import summary_text
 
-    report = json.loads(reports[-1].read_text())
+    report = json.loads(report_json.read_text())
     totals = report["totals"]
     print(f"\n{DAG_ID} run {report['run_id']}\n")
     print(summary_text(report))
@@ -109,7 +65,7 @@ def run_demo(url: str) -> int:
     print(f"final manifest: {totals['final_manifest']}")
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"wall time {wall:.0f} s; peak memory of the largest process {peak_mb:.0f} MB")
-    print(f"report: {reports[-1].with_name('report.html')}")
+    print(f"report: {report_json.with_name('report.html')}")
     return 0
 
 

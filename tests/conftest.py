@@ -12,9 +12,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
+
+from scripts.airflow_processes import aws_conn_uri
 
 REPO = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="gt-airflow-home-"))
@@ -49,10 +50,6 @@ os.environ.update(
     }
 )
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
-
-
-def aws_conn_uri(endpoint_url: str, region: str = "us-east-1") -> str:
-    return f"aws://testing:testing@/?region_name={region}&endpoint_url={quote(endpoint_url, safe='')}"
 
 
 @pytest.fixture(scope="session")

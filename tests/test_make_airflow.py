@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_processes import stop_process_group
+from scripts.airflow_processes import stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("scheduler", "triggerer", "dag_processor")

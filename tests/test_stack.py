@@ -7,17 +7,15 @@ leaves no process (by pid and by the stack's environment marker). Here: what nee
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from scripts import stack
+
 REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("gt_stack", REPO / "scripts" / "stack.py")
-stack = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(stack)
 
 
 def test_compose_and_the_stack_share_one_airflow_env_file():

@@ -95,13 +95,6 @@ class SharedAsyncClients:
         self._shared: dict[tuple[asyncio.AbstractEventLoop, ClientKey], _Shared] = {}
         self._closing: set[asyncio.Task] = set()  # strong references until done
 
-    def client(self, key: ClientKey, open_client: Callable[[], Awaitable[AbstractAsyncContextManager]]) -> _Lease:
-        """``async with clients.client(key, open_client) as client``: the shared client of ``key`` in the running loop,
-        opened with ``open_client()`` (an awaitable of an aiobotocore client context, e.g. ``hook.get_async_conn``)
-        if no wait holds one. An error opening it reaches every wait that was waiting for it, and the next wait
-        tries again."""
-        return _Lease(self, lambda: _ready(key), open_client)
-
     def users(self, key: ClientKey, loop: asyncio.AbstractEventLoop | None = None) -> int:
         """How many waits hold ``key``'s client in ``loop`` (default: the running loop); 0 when none is open."""
         shared = self._shared.get((loop or asyncio.get_running_loop(), key))
@@ -184,10 +177,6 @@ class _Lease:
             await self._clients._release(*held)
 
 
-async def _ready(key: ClientKey) -> ClientKey:
-    return key
-
-
 async def in_thread(func: Callable[..., Any], *args: Any) -> Any:
     """``await sync_to_async(func)(*args)``, except that a cancellation reaches the caller with its message.
 
@@ -201,13 +190,13 @@ async def in_thread(func: Callable[..., Any], *args: Any) -> Any:
 SHARED_CLIENTS = SharedAsyncClients()
 
 
-def shared_client(
-    hook: AwsBaseHook, botocore_config: dict | None = None, clients: SharedAsyncClients | None = None
-) -> _Lease:
+def shared_client(hook: AwsBaseHook, botocore_config: dict | None = None) -> _Lease:
     """``hook``'s aiobotocore client, shared with every other wait of the same connection, region, endpoint, verify
-    and ``botocore_config`` in the running loop (``async with shared_client(hook) as client``)."""
+    and ``botocore_config`` in the running loop (``async with shared_client(hook) as client``). The first wait opens
+    it with ``hook.get_async_conn``; an error opening it reaches every wait that was waiting for it, and the next
+    wait tries again."""
 
     async def find_key() -> ClientKey:
         return await in_thread(client_key, hook, botocore_config)
 
-    return _Lease(clients or SHARED_CLIENTS, find_key, hook.get_async_conn)
+    return _Lease(SHARED_CLIENTS, find_key, hook.get_async_conn)

@@ -636,13 +636,15 @@ class ExperimentReportOperator(AwsBaseOperator[LabelingJobHook]):
         def client(service: str, config: Config | None = None):
             return pooled_client(self.aws_conn_id, region, service, pool=10, config=config)
 
-        result = self.render(client("s3"), client("logs"), client("sagemaker"), context, list(self.jobs))
+        # SigV4, which S3's own requests use anyway, so that the same client also signs the link below
+        s3 = client("s3", Config(signature_version="s3v4"))
+        result = self.render(s3, client("logs"), client("sagemaker"), context, list(self.jobs))
         bucket, _, key = result["report_uri"].removeprefix("s3://").partition("/")
         # On AWS the link opens the object in the S3 console (the person's own login); a local endpoint has no
         # console and, like S3, refuses an anonymous read of a private object: link a presigned URL instead.
         presigned = None
         if endpoint:
-            presigned = client("s3", Config(signature_version="s3v4")).generate_presigned_url(
+            presigned = s3.generate_presigned_url(
                 "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=REPORT_LINK_SECONDS
             )
         ExperimentReportLink.persist(

@@ -12,7 +12,6 @@ while it is open, and later tests' `dag.test()` runs triggers with `asyncio.run(
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -29,11 +28,10 @@ from urllib.parse import quote
 
 import pytest
 
+from scripts import stack as stackpy
+
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "reports" / "e2e"
-_spec = importlib.util.spec_from_file_location("gt_stack_e2e", REPO / "scripts" / "stack.py")
-stackpy = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(stackpy)
 
 # A 20-image labeling job takes ~2,500 simulated seconds: ~25 s at this scale, long enough to watch it deferred
 # and act on it in the UI, short enough for the suite.

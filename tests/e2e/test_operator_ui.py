@@ -27,7 +27,7 @@ from urllib.parse import quote, unquote
 import pytest
 
 from groundtruth.requests import labeling_job_name
-from tests.airflow_processes import poll
+from scripts.airflow_processes import poll
 from tests.e2e.conftest import call, stackpy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

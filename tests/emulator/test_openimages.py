@@ -20,6 +20,7 @@ from emulator.sim.openimages import (
     RefBox,
     class_descriptions_csv,
     embed_segments,
+    frames_cache_path,
     generate_images,
     hierarchy,
     mirror_plan,
@@ -145,6 +146,25 @@ def test_bird_photographs_look_like_open_images_bird_photographs():
 def test_subprocess_painters_give_the_same_bytes():
     alone = [m.jpeg for m in generate_images(12, seed=5, processes=1)]
     assert [m.jpeg for m in generate_images(12, seed=5, processes=2)] == alone
+
+
+def test_a_cached_mirror_reads_back_the_same_files_and_a_cut_short_one_is_not_kept(tmp_path):
+    painted = [(m.image_id, m.kind, m.jpeg) for m in generate_images(12, seed=5, processes=1)]
+    # a consumer that stops early leaves nothing behind: no complete cache, no partial file
+    stopped = generate_images(12, seed=5, processes=1, cache_dir=tmp_path)
+    next(stopped)
+    stopped.close()
+    assert list(tmp_path.iterdir()) == []
+
+    first = [(m.image_id, m.kind, m.jpeg) for m in generate_images(12, seed=5, processes=2, cache_dir=tmp_path)]
+    (cache,) = tmp_path.iterdir()
+    assert cache == frames_cache_path(tmp_path, 12, 5) and first == painted
+    assert [(m.image_id, m.kind, m.jpeg) for m in generate_images(12, seed=5, cache_dir=tmp_path)] == painted
+    assert frames_cache_path(tmp_path, 12, 6) != cache  # another seed, another file
+
+    cache.write_bytes(cache.read_bytes()[:-100])  # a cache cut short (a full disk, a copy gone wrong)
+    with pytest.raises(RuntimeError, match=f"mirror cache {cache} is truncated; delete it"):
+        list(generate_images(12, seed=5, cache_dir=tmp_path))
 
 
 # -- seeding a bucket ---------------------------------------------------------------------------------------------

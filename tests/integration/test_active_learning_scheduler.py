@@ -1,4 +1,4 @@
-"""The active-learning family under a real scheduler, triggerer and API server (tests/airflow_processes.py):
+"""The active-learning family under a real scheduler, triggerer and API server (scripts/airflow_processes.py):
 
 - `airflow backfill create` over three dates of a scheduled config with our own model (include/models/
   news_classifier), each date its own shard with no labels at all: three independent loops — each bootstraps to 20%,
@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from emulator.sim.textcorpus import STYLES, seed_text
-from tests.airflow_processes import AirflowProcesses, poll
+from scripts.airflow_processes import AirflowProcesses, poll
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -139,12 +139,13 @@ def test_a_backfill_runs_independent_loops_and_a_deferred_training_task_marked_f
                 return runs if len(runs) == 4 and all(s in ("success", "failed") for *_, s in runs) else None
 
             poll("the four runs to finish", finished, deadline=DEADLINE, interval=1)
-        except AssertionError:
+            runs = airflow.runs(DAILY, "backfill")
+            assert [(logical[:10], state) for _, logical, state in runs] == [(ds, "success") for ds in DATES], created
+        except (AssertionError, OSError):  # a failed check, or a process that did not answer
             airflow.print_logs(task_log_contains=f"dag_id={STUCK}/")
+            airflow.print_failed_task_logs(DAILY)
             raise
 
-    runs = airflow.runs(DAILY, "backfill")
-    assert [(logical[:10], state) for _, logical, state in runs] == [(ds, "success") for ds in DATES], created
     assert airflow.runs(STUCK)[0][2] == "failed"
     assert airflow.task_state(STUCK, stuck_run, "round_1.train") == "failed"
     assert airflow.task_state(STUCK, stuck_run, "export") == "upstream_failed"

@@ -1,12 +1,13 @@
-"""Airflow's own processes for a test: a real scheduler (LocalExecutor), triggerer and API server as subprocesses,
-against the session's emulator, in an Airflow home of their own.
+"""Airflow's own processes as subprocesses: a real scheduler (LocalExecutor), triggerer and API server in an Airflow
+home of their own, against an AWS endpoint (the emulator). `make demo`, the scheduler tests and bench/worker_slots.py
+run DAGs on them.
 
 Airflow 3's task processes talk to the Execution API, not to the database, so an API server always runs
-(`--apps execution`, or every app when the test also uses the public REST API as the UI does); every process shares
+(`--apps execution`, or every app when the caller also uses the public REST API as the UI does); every process shares
 the JWT secret. SQLite is accepted by LocalExecutor in Airflow 3.3 (`airflow standalone` uses the same pairing);
-with parallelism 2 it serves a test on 2 cores. The scheduler creates no scheduled runs (`use_job_schedule` off):
-the runs a test creates (backfill, trigger) are the only ones. The public API, when served, trusts every caller as
-admin (SimpleAuthManager's all-admins mode): these tests are about the scheduler and triggerer, not about login.
+with parallelism 2 it serves 2 cores. The scheduler creates no scheduled runs (`use_job_schedule` off): the runs the
+caller creates (backfill, trigger) are the only ones. The public API, when served, trusts every caller as admin
+(SimpleAuthManager's all-admins mode), so it is for a home on loopback that only its caller uses.
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-from tests.conftest import REPO, aws_conn_uri
-
+REPO = Path(__file__).resolve().parent.parent
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 T = TypeVar("T")
+
+
+def aws_conn_uri(endpoint_url: str, region: str = "us-east-1", key: str = "testing") -> str:
+    """The `aws_default` connection to a local endpoint (the emulator takes any key; `key` is not a secret)."""
+    return f"aws://{key}:{key}@/?region_name={region}&endpoint_url={quote(endpoint_url, safe='')}"
 
 
 def free_port() -> int:
@@ -63,30 +69,49 @@ def stop_process_group(proc: subprocess.Popen, grace: float) -> None:
 
 class AirflowProcesses:
     """One Airflow home under `root` (SQLite, LocalExecutor, the given DAG files, `include` as GT_INCLUDE_DIR) and
-    the processes a test starts in it; `close()` (or leaving the `with` block) stops every one of them."""
+    the processes started in it; `close()` (or leaving the `with` block) stops every one of them.
+
+    `home` instead of `root`: that Airflow home itself, kept between uses (its database and logs), with the repository's
+    whole dags/ folder unless `dag_files` names some; `process_logs`: where the processes' own logs go (default: the
+    home)."""
 
     def __init__(
         self,
-        root: Path,
-        dag_files: Iterable[str],
+        root: Path | None,
+        dag_files: Iterable[str] | None,
         include: Path,
         emulator_url: str,
         public_api: bool = False,
         env: dict[str, str] | None = None,
+        home: Path | None = None,
+        process_logs: Path | None = None,
     ) -> None:
-        self.home = root / "airflow"
-        (self.home / "dags").mkdir(parents=True)
-        for name in dag_files:
-            (self.home / "dags" / name).symlink_to(REPO / "dags" / name)
+        if (root is None) == (home is None):
+            raise ValueError("give either root (a fresh home under it) or home (an Airflow home to reuse)")
+        self.home = home if home is not None else root / "airflow"
+        self.home.mkdir(parents=True, exist_ok=home is not None)
+        if dag_files is None:
+            dags = REPO / "dags"
+        else:
+            dags = self.home / "dags"
+            dags.mkdir(exist_ok=home is not None)
+            for name in dag_files:
+                link = dags / name
+                if not link.is_symlink():
+                    link.symlink_to(REPO / "dags" / name)
+        self.process_logs = process_logs or self.home
+        self.process_logs.mkdir(parents=True, exist_ok=True)
         self.db = self.home / "airflow.db"
         self.port = free_port()
         self.public_api = public_api
         self.procs: list[subprocess.Popen] = []
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AWS_"))}
         self.env = {
             **base,
+            # task processes are started as `airflow ...`: the venv's bin/ on PATH even when no one activated it
+            "PATH": os.pathsep.join([str(Path(AIRFLOW).parent), base.get("PATH", "")]),
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(self.home / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -103,6 +128,10 @@ class AirflowProcesses:
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW_CONN_AWS_DEFAULT": aws_conn_uri(emulator_url),
+            # the endpoint's key in the connection, nothing from the machine's own AWS config or instance role
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
             "GT_INCLUDE_DIR": str(include),
             "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}",
             **(env or {}),
@@ -110,9 +139,24 @@ class AirflowProcesses:
 
     # -- the CLI and the processes ------------------------------------------------------------------------------
     def cli(self, *args: str, timeout: float = 180) -> str:
-        done = subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
-        assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        return done.stdout
+        return self.wait_cli(self.start_cli(*args), timeout)
+
+    def start_cli(self, *args: str) -> subprocess.Popen:
+        """`airflow *args` in the background; `wait_cli` takes its output (and fails naming it if it failed)."""
+        return subprocess.Popen(
+            [AIRFLOW, *args], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    @staticmethod
+    def wait_cli(proc: subprocess.Popen, timeout: float = 180) -> str:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        command = " ".join(proc.args[1:])
+        assert proc.returncode == 0, f"airflow {command} failed ({proc.returncode}):\n{out[-3000:]}\n{err[-3000:]}"
+        return out
 
     def prepare(self) -> None:
         """Migrate the database and serialize the DAGs (before any process starts, so nothing races for SQLite)."""
@@ -120,7 +164,7 @@ class AirflowProcesses:
         self.cli("dags", "reserialize")
 
     def start(self, *args: str) -> subprocess.Popen:
-        log = (self.home / f"{args[0]}.log").open("w")
+        log = (self.process_logs / f"{args[0]}.log").open("w")
         proc = subprocess.Popen(
             [AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -129,12 +173,13 @@ class AirflowProcesses:
 
     def start_api_server(self) -> None:
         apps = "all" if self.public_api else "execution"
-        self.start("api-server", "--apps", apps, "--port", str(self.port), "-w", "1")
+        # loopback only: the public API of this home trusts every caller as admin
+        self.start("api-server", "--apps", apps, "--host", "127.0.0.1", "--port", str(self.port), "-w", "1")
         health = f"{self.base_url}/execution/health"
 
         def up() -> bool:
             try:
-                return urllib.request.urlopen(health, timeout=2).status == 200
+                return urllib.request.urlopen(health, timeout=2).status == 200  # noqa: S310 - loopback
             except OSError:
                 return False
 
@@ -173,12 +218,21 @@ class AirflowProcesses:
     def print_logs(self, chars: int = 4000, task_log_contains: str | None = None) -> None:
         """The processes' logs' ends (for a failing test's output), and the task logs whose path contains
         `task_log_contains` (a deferred task's trigger writes into its task's log)."""
-        for log in sorted(self.home.glob("*.log")):
+        for log in sorted(self.process_logs.glob("*.log")):
             print(f"--- {log.name}\n{log.read_text()[-chars:]}")
         if task_log_contains:
             for log in sorted((self.home / "logs").rglob("*.log")):
                 if task_log_contains in str(log):
                     print(f"--- {log.relative_to(self.home)}\n{log.read_text()[-chars:]}")
+
+    def print_failed_task_logs(self, dag_id: str, chars: int = 6000) -> None:
+        """The logs' ends of every failed try of `dag_id`'s tasks (the last try of each failed task instance)."""
+        failed = self.sql(
+            "SELECT run_id, task_id, try_number FROM task_instance WHERE dag_id = ? AND state = 'failed'", dag_id
+        )
+        for run_id, task_id, try_number in failed:
+            text = self.task_log(dag_id, run_id, task_id, attempt=max(1, try_number or 1))
+            print(f"--- failed {dag_id} {run_id} {task_id} try {try_number}\n{text[-chars:]}")
 
     # -- what the database says ----------------------------------------------------------------------------------
     def sql(self, query: str, *params: Any) -> list[tuple]:
@@ -198,6 +252,11 @@ class AirflowProcesses:
             "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?", dag_id, run_id, task_id
         )
         return rows[0][0] if rows else None
+
+    def task_states(self, dag_id: str, run_id: str) -> list[tuple[str, str | None]]:
+        """(task_id, state) of every task of a run."""
+        query = "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ? ORDER BY task_id"
+        return self.sql(query, dag_id, run_id)
 
     def task_windows(self, dag_id: str, task_id: str) -> dict[str, tuple[str, str]]:
         """run_id → (start, end) of one of its tasks (ISO text, so comparable as strings)."""
@@ -220,14 +279,15 @@ class AirflowProcesses:
 
     def api(self, method: str, path: str, body: dict | None = None) -> Any:
         assert self.public_api, "start with public_api=True to call the REST API"
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - loopback
             f"{self.base_url}/api/v2{path}",
             data=json.dumps(body).encode() if body is not None else None,
             headers={"Content-Type": "application/json"},
             method=method,
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            # longer than the server's own wait for SQLite's write lock (30 s, above), so the answer arrives
+            with urllib.request.urlopen(request, timeout=90) as response:  # noqa: S310 - loopback
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:2000]!r}") from None
