@@ -100,3 +100,39 @@ def test_parsing_makes_no_aws_call():
     assert result["calls"] == []
     assert result["errors"] == {}
     assert set(result["dags"]) == expected_dag_ids()
+
+
+def test_form_params_copy_cheaply_and_serialize_as_airflows_own(dagbag):
+    """`groundtruth.dagfactory.FormParam` (cheap deep copies for Airflow's per-task copies of a DAG's Params) writes
+    and reads back exactly what Airflow's own Param does, and a copy is independent of its original."""
+    import copy
+
+    from airflow.sdk import Param
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from groundtruth.dagfactory import FormParam
+
+    for dag_id in ("labeling_experiment_birds", "nightly_labeling_birds", "active_learning_news"):
+        dag = dagbag.dags[dag_id]
+        params = {k: dag.params.get_param(k) for k in dag.params}
+        assert all(type(p) is FormParam for p in params.values()), dag_id
+        serialized = DagSerialization.to_dict(dag)["dag"]["params"]
+        plain = [
+            (k, DagSerialization._serialize_param(Param(p.value, p.description, p.source, schema=p.schema)))
+            for k, p in params.items()
+        ]
+        assert [tuple(x) for x in serialized] == plain, dag_id
+        back = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        assert back.params.dump() == dag.params.dump(), dag_id
+        # every task's copy of the DAG's Params serializes as the DAG's do
+        assert all(t.params.dump() == dag.params.dump() for t in dag.tasks), dag_id
+
+    original = FormParam(["a", "b"], "a list", type="array", minItems=1)
+    twin = copy.deepcopy(ParamsDict({"p": original})).get_param("p")
+    twin.value.append("c")
+    twin.schema["minItems"] = 5
+    assert original.value == ["a", "b"] and original.schema == {"type": "array", "minItems": 1}
+    assert twin.description == "a list" and f"{type(twin).__module__}.{type(twin).__name__}" == (
+        "airflow.sdk.definitions.param.Param"
+    )

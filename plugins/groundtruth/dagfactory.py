@@ -8,6 +8,7 @@ beside it still becomes a DAG.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import html
 from collections.abc import Callable, Iterator, MutableMapping
@@ -77,9 +78,39 @@ def _schema(model: type[LabelingSettings]) -> dict[str, Any]:
     return model.model_json_schema()["properties"]
 
 
+class FormParam(Param):
+    """A trigger-form Param that is cheap to deep-copy.
+
+    Airflow deep-copies a DAG's Params into every task, once per class in the operator's hierarchy (`BaseOperator`'s
+    `apply_defaults` → `get_merged_defaults`): about 40 copies of 13 to 16 Params a DAG, half of parsing the dags/
+    folder. A form Param's description and schema are the config's text and bounds, fixed when `run_params` builds
+    them and never changed afterwards, so a copy shares their contents and deep-copies only the value.
+    Airflow's serializer writes a Param only when its class's dotted name is Airflow's own (any other class is
+    boxed as the value of a new Param, which fails), so this class carries that name; what it writes is what a Param
+    writes, and the scheduler and the API server read it back as Airflow's own (tested)."""
+
+    __module__ = Param.__module__
+
+    def __deepcopy__(self, memo: dict[int, Any] | None) -> FormParam:
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin.value = copy.deepcopy(self.value, memo)
+        twin.schema = dict(self.schema)
+        return twin
+
+    @classmethod
+    def of(cls, param: Param) -> Param:
+        if isinstance(param, cls):
+            return param
+        return cls(param.value, param.description, param.source, schema=param.schema)
+
+
+FormParam.__name__ = FormParam.__qualname__ = Param.__name__
+
+
 def run_params(config: LabelingSettings, **extra: Param) -> dict[str, Param]:
     """The trigger form: the config class's `PARAM_FIELDS` (defaults from the file, type and bounds from the
-    config's schema), the workforce Params, then the family's `extra` Params."""
+    config's schema), the workforce Params, then the family's `extra` Params (all as `FormParam`)."""
     schema = _schema(type(config))
     params: dict[str, Param] = {}
     for name in type(config).PARAM_FIELDS:
@@ -91,22 +122,22 @@ def run_params(config: LabelingSettings, **extra: Param) -> dict[str, Param]:
         }
         if "anyOf" in field_schema:  # an optional field: its types, null included
             rules["type"] = [alt.get("type", "null") for alt in field_schema["anyOf"]]
-        params[name] = Param(getattr(config, name), description=PARAM_DESCRIPTIONS.get(name, name), **rules)
+        params[name] = FormParam(getattr(config, name), description=PARAM_DESCRIPTIONS.get(name, name), **rules)
     workforce = config.workforce
-    params["workforce_kind"] = Param(
+    params["workforce_kind"] = FormParam(
         workforce.kind, enum=["public", "private", "vendor"], description="Who labels: public, private or vendor"
     )
-    params["price_usd"] = Param(
+    params["price_usd"] = FormParam(
         str(getattr(workforce, "price_usd", "0.036")),
         type="string",
         description="Public workforce price per task and worker, in USD (e.g. 0.036)",
     )
-    params["workteam_arn"] = Param(
+    params["workteam_arn"] = FormParam(
         getattr(workforce, "workteam_arn", None),
         type=["null", "string"],
         description="Work team ARN for a private or vendor workforce",
     )
-    params.update(extra)
+    params.update({name: FormParam.of(param) for name, param in extra.items()})
     return params
 
 
