@@ -164,10 +164,10 @@ class AirflowProcesses:
         self.cli("dags", "reserialize")
 
     def start(self, *args: str) -> subprocess.Popen:
-        log = (self.process_logs / f"{args[0]}.log").open("w")
-        proc = subprocess.Popen(
-            [AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with (self.process_logs / f"{args[0]}.log").open("w") as log:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                [AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.procs.append(proc)
         return proc
 

@@ -198,10 +198,10 @@ def run_on_airflow(
             f"home {HOME}); logs: {LOGS}/{{scheduler,triggerer,api-server}}.log",
             flush=True,
         )
-        airflow.cli("dags", "trigger", dag_id, "--run-id", run_id)
-        print(f"running {dag_id} run {run_id}", flush=True)
-        progress.start()
         try:
+            airflow.cli("dags", "trigger", dag_id, "--run-id", run_id)
+            print(f"running {dag_id} run {run_id}", flush=True)
+            progress.start()
             ended = ("success", "failed")
             state = poll(
                 f"{dag_id} run {run_id} to finish",
@@ -209,8 +209,11 @@ def run_on_airflow(
                 deadline=RUN_DEADLINE,
                 interval=1,
             )
+        except AssertionError as exc:  # the trigger failed, or the run outlived RUN_DEADLINE
+            raise DemoError(f"{str(exc)[-2000:]}; logs in {LOGS} and {HOME / 'logs'}") from None
         finally:
-            progress.stop()
+            if progress.is_alive():
+                progress.stop()
     if state != "success":
         failed = [t for t in airflow.task_states(dag_id, run_id) if t[1] in ("failed", "upstream_failed")]
         raise DemoError(
