@@ -226,13 +226,28 @@ class AirflowProcesses:
                     print(f"--- {log.relative_to(self.home)}\n{log.read_text()[-chars:]}")
 
     def print_failed_task_logs(self, dag_id: str, chars: int = 6000) -> None:
-        """The logs' ends of every failed try of `dag_id`'s tasks (the last try of each failed task instance)."""
+        """For every failed task instance of `dag_id`: each of its tries' logs and trigger logs (a try the scheduler
+        failed without running it has none), and the processes' log lines that name it (the scheduler says why it
+        failed a task it did not run: a heartbeat timeout, an executor's report)."""
         failed = self.sql(
             "SELECT run_id, task_id, try_number FROM task_instance WHERE dag_id = ? AND state = 'failed'", dag_id
         )
         for run_id, task_id, try_number in failed:
-            text = self.task_log(dag_id, run_id, task_id, attempt=max(1, try_number or 1))
-            print(f"--- failed {dag_id} {run_id} {task_id} try {try_number}\n{text[-chars:]}")
+            print(f"--- failed {dag_id} {run_id} {task_id} (try_number {try_number})")
+            folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+            logs = sorted(folder.glob("attempt=*.log*")) if folder.is_dir() else []
+            for path in logs:
+                print(f"--- {path.relative_to(self.home)}\n{path.read_text(errors='replace')[-chars:]}")
+            if not logs:
+                print(f"(no task log under {folder})")
+            for log in sorted(self.process_logs.glob("*.log")):
+                lines = [
+                    line
+                    for line in log.read_text(errors="replace").splitlines()
+                    if task_id in line and (run_id in line or dag_id in line)
+                ]
+                if lines:
+                    print(f"--- {log.name}, lines naming {task_id}\n" + "\n".join(lines[-40:]))
 
     # -- what the database says ----------------------------------------------------------------------------------
     def sql(self, query: str, *params: Any) -> list[tuple]:

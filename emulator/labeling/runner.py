@@ -18,6 +18,7 @@ import numpy as np
 
 from emulator.clock import SimClock
 from emulator.faults import FaultInjector
+from emulator.labeling.learner_process import LearnerProcess
 from emulator.labeling.models import LabelingJob
 from emulator.labeling.outputs import OutputWriter, read_model_artifact
 from emulator.labeling.storage import S3Location, Storage, StorageError
@@ -60,6 +61,8 @@ class JobRunner:
         self.task: TaskType | None = None
         self.initial_model: Any = None
         self.initial_weights: bytes | None = None  # the initial model's weights: a learner may start from them
+        self.initial_meta: dict = {}
+        self.learner: LearnerProcess | None = None  # the job's learner, in a process of its own, while it auto-labels
         self.model: Any = None
         self.model_data_url: str | None = None  # S3 artifacts of self.model
         self.writer: OutputWriter | None = None
@@ -84,6 +87,9 @@ class JobRunner:
             log.exception("labeling job %s crashed", self.job.name)
             self._fail(f"InternalServerError: {type(exc).__name__}: {exc}")
             return
+        finally:
+            if self.learner is not None:
+                self.learner.close()
         log.info("labeling job %s %s: %s", self.job.name, status, self.job.counters)
 
     def _now(self) -> float:
@@ -175,7 +181,7 @@ class JobRunner:
             url = self.storage.model_data_url(self.job.region, arn)
             weights, meta = read_model_artifact(self.storage.read(url))
             model = self.task.load_model(weights, meta)
-            self.initial_weights = weights
+            self.initial_weights, self.initial_meta = weights, meta
             self.model_data_url = url
             return model
         except (StorageError, ValueError) as exc:
@@ -199,6 +205,12 @@ class JobRunner:
                 len(queue),
                 MIN_OBJECTS_FOR_AUTO_LABELING,
             )
+
+        if auto:  # from here on the task type's training, inference and calibration run in the job's own process
+            self.learner = LearnerProcess(self.task, self.objects, self.job.name)
+            self.task = self.learner
+            if self.initial_weights is not None:
+                self.initial_model = self.learner.load_model(self.initial_weights, self.initial_meta)
 
         def take(n: int) -> list[DataObject]:
             batch, queue[:] = queue[:n], queue[n:]

@@ -391,6 +391,10 @@ class TextClassificationTask(_Classification):
         super().__init__(class_names, crowd_prefix)
         self.truth = truth
 
+    def __getstate__(self) -> dict:
+        # a copy of the task for its learner (learner_process.py): a learner never knows the true classes
+        return {**self.__dict__, "truth": None}
+
     def load(self, objects: list[DataObject], storage: Storage, attribute: str) -> None:
         self.keep_prelabeled(objects, attribute)
         unknown, foreign = [], []
