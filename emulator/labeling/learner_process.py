@@ -154,7 +154,7 @@ def _serve(conn: Any, task: TaskType, objects: list[DataObject]) -> None:
             return
         try:
             reply = ("ok", getattr(learner, method)(*args))
-        except Exception:  # the traceback goes to the runner, which fails its job with it
+        except Exception:  # noqa: BLE001 -- the traceback goes to the runner, which fails its job with it
             reply = ("error", traceback.format_exc())
         try:
             conn.send(reply)

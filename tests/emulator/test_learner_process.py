@@ -62,7 +62,7 @@ def test_the_truth_stays_behind_and_a_learners_failure_names_its_job():
     texts = [("a kestrel hovers over the field", "birds"), ("parliament passes the budget", "news")] * 4
     truth.register(texts)
     task = TextClassificationTask(["birds", "news"], truth, "public.us-east-1")
-    copy = pickle.loads(pickle.dumps(task))  # what the child gets: the answers stay with the workforce
+    copy = pickle.loads(pickle.dumps(task))  # noqa: S301 -- our own bytes: what the child gets, without the truth
     assert copy.truth is None and copy.class_names == ["birds", "news"] and task.truth is truth
     objects = [
         DataObject(i, {}, text, label=ClassLabel(["birds", "news"].index(name), 1.0, True, 0.0))
