@@ -67,9 +67,7 @@ class LearnerProcess:
         self._conn, child = ctx.Pipe()
         # the child needs what a learner reads (images, texts), not the manifest lines nor the truth
         learnable = [dataclasses.replace(o, line={}, reference=None) for o in objects if o.failure is None]
-        self._process = ctx.Process(
-            target=_serve, args=(child, task, learnable), name=f"learner {name}", daemon=True
-        )
+        self._process = ctx.Process(target=_serve, args=(child, task, learnable), name=f"learner {name}", daemon=True)
         self._process.start()
         child.close()
         self._lock = threading.Lock()
