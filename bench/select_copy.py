@@ -13,6 +13,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -41,6 +42,12 @@ def set_faults(url: str, **faults) -> dict:
     request = urllib.request.Request(f"{url}/_emulator/faults", data=body, method="POST")  # noqa: S310
     with urllib.request.urlopen(request) as response:  # noqa: S310
         return json.loads(response.read())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat: utime, stime in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ours(s3, cfg, run: str) -> tuple[float, float, int, int]:
@@ -106,12 +113,15 @@ def main() -> None:
         )
         # The client the tasks get (hooks.pooled_client): adaptive retries, a connection per worker thread.
         s3 = s3_client(url, pool=max(10, cfg.copy_workers))
+        client_cpu, server_cpu = time.process_time(), cpu_seconds(proc.pid)
         t_select, t_ours, copied, sent = ours(s3, cfg, "bench")
+        client_cpu, server_cpu = time.process_time() - client_cpu, cpu_seconds(proc.pid) - server_cpu
         bound = sent * args.latency_ms / 1000 / cfg.copy_workers
         print(
             f"ours: {t_ours:.1f} s for {args.images} images (select {t_select:.1f} s, {copied} copied), "
             f"{sent} requests; latency bound {sent} x {args.latency_ms:g} ms / {cfg.copy_workers} connections "
-            f"= {bound:.1f} s (x{t_ours / bound:.1f} of it)",
+            f"= {bound:.1f} s (x{t_ours / bound:.1f} of it); CPU per request: ours {1000 * client_cpu / sent:.2f} ms, "
+            f"the emulator's {1000 * server_cpu / sent:.2f} ms",
             flush=True,
         )
         if args.storm:
