@@ -3,7 +3,9 @@
 Ours: streaming selection with windowed parallel HEADs, then parallel server-side copies (groundtruth.experiment).
 The notebook's: one HEAD per bird box line, serially, then one managed copy per image, serially.
 Printed beside ours: its latency bound, (our requests x latency) / connections, what infinitely fast client and
-server would take. `--storm` also runs ours under a SlowDown storm (30% throttled, 5% 500s) against the calm run.
+server would take; the CPU per request on each side; and the emulator's floor: the CPU seconds its one GIL-bound
+process spent serving our requests, which no client can beat. `--storm` also runs ours under a SlowDown storm
+(30% throttled, 5% 500s) against the calm run.
 Usage: python bench/select_copy.py [--images 2500] [--latency-ms 20] [--storm] [--no-notebook]
 """
 
@@ -157,7 +159,9 @@ def main() -> None:
             theirs = time.perf_counter() - t0
             print(
                 f"notebook serial: {theirs:.1f} s ({n} images); ours x{theirs / t_ours:.1f} faster, in the same run "
-                f"(S3 latency {args.latency_ms:g} ms)"
+                f"(S3 latency {args.latency_ms:g} ms); the emulator's own floor: its {server_cpu:.1f} CPU-s for "
+                f"our requests in one GIL-bound process, so at most x{theirs / server_cpu:.1f} here, whatever "
+                "the client does"
             )
     finally:
         proc.terminate()

@@ -117,8 +117,9 @@ class LearnerProcess:
                 raise LearnerError(
                     f"the learner process of {self.name} ended (exit code {self._process.exitcode}) during {method}"
                 ) from exc
-        if status == "error":
-            raise LearnerError(f"the learner of {self.name} failed in {method}:\n{value}")
+        if status == "error":  # the traceback to the emulator's log, its last line to the job's FailureReason
+            log.error("the learner of %s failed in %s:\n%s", self.name, method, value)
+            raise LearnerError(f"the learner of {self.name} failed in {method}: {value.strip().splitlines()[-1]}")
         return value
 
     def close(self) -> None:
