@@ -76,6 +76,7 @@ def build_dag(config: ActiveLearningConfig) -> DAG:
             step = loop.round(number, after=step)
         loop.export(after=step)
         loop.report(after=step)
+        loop.stop_orphaned_jobs()  # teardown: once every task has ended, no job of this run keeps running
     return dag
 
 

@@ -71,6 +71,7 @@ def build_dag(config: ExperimentConfig) -> DAG:
         job_2 = stage.label(2, stage.build_request(2, inputs, previous=job_1.output))
         job_3 = stage.label(3, stage.build_request(3, inputs))
         stage.render_report([job_1.output, job_2.output, job_3.output])
+        stage.stop_orphaned_jobs()  # teardown: once every task has ended, no job of this run keeps running
     return dag
 
 

@@ -115,6 +115,7 @@ def build_dag(config: NightlyConfig) -> DAG:
         # The next run's read_latest_model waits for this run's downstream of read_latest_model (wait_for_downstream):
         # publish_model must be among them, so that the next night starts from the model published here.
         start_model >> stage.publish_model(shard, label.output)
+        stage.stop_orphaned_jobs()  # teardown: once every task has ended, no job of this run keeps running
     return dag
 
 

@@ -203,6 +203,35 @@ class FamilyTasks(Generic[_C]):
             **{**self.job_settings(), **kwargs},
         )
 
+    def stop_orphaned_jobs(self):
+        """The run's last task, a teardown downstream of every other task: once they have all ended, stop any job
+        this run created that is still running (`groundtruth.ownership.stop_orphaned_jobs`). It runs whether the
+        run succeeded or failed, and does not decide the run's state."""
+        from airflow.sdk import task
+
+        dag_id = self.dag_id
+
+        @task(task_id="stop_orphaned_jobs", execution_timeout=timedelta(minutes=30))
+        def stop_orphaned_jobs(params=None, run_id=None) -> list[str]:
+            import logging
+
+            from groundtruth.hooks import SageMakerJobHook
+            from groundtruth.ownership import stop_orphaned_jobs
+
+            try:  # the run's region (a Param in some families); with Params no task could use, the DAG's
+                cfg = with_params(self.config, dict(params or {}))
+            except ValueError:
+                cfg = self.config
+            hook = SageMakerJobHook(aws_conn_id=cfg.aws_conn_id, region_name=cfg.region)
+            return stop_orphaned_jobs(hook, dag_id, run_id, logging.getLogger("groundtruth.sweep").warning)
+
+        sweep = stop_orphaned_jobs()
+        operator = sweep.operator
+        for other in list(operator.dag.tasks):
+            if other is not operator:
+                other >> operator
+        return sweep.as_teardown()
+
 
 @contextlib.contextmanager
 def deterministic() -> Iterator[None]:

@@ -93,6 +93,17 @@ class SageMakerJobHook(SageMakerHook):
         self.log.info("Requested stop of %s %s", kind.noun.lower(), job_name)
         return True
 
+    def running_jobs(self, kind: JobKind) -> list[dict[str, Any]]:
+        """The summaries (name, ARN, status, times) of the account's jobs of `kind` in the hook's region that run
+        (``kind.running_states``: a labeling job's Initializing too), every page."""
+        paginator = self.conn.get_paginator(kind.list_operation)
+        return [
+            summary
+            for status in kind.running_states
+            for page in paginator.paginate(StatusEquals=status)
+            for summary in page.get(kind.list_key, [])
+        ]
+
     def add_tags(self, resource_arn: str, tags: Mapping[str, str] | list[dict[str, str]]) -> None:
         tag_list = [{"Key": k, "Value": v} for k, v in tags.items()] if isinstance(tags, Mapping) else list(tags)
         self.conn.add_tags(ResourceArn=resource_arn, Tags=tag_list)

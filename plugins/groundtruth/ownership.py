@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from groundtruth.hooks import SageMakerJobHook
+
 DEFAULT_MAX_JOB_ATTEMPTS = 20  # names <name>, <name>-a1, ... -a19 a task may walk
 
 TAG_DAG_ID = "airflow:dag_id"
@@ -176,3 +178,40 @@ def resolve_job(
     raise JobNamesExhausted(
         f"All {walked} candidate names are taken (raise max_job_attempts or choose another base name)"
     )
+
+
+def stop_orphaned_jobs(hook: SageMakerJobHook, dag_id: str, run_id: str, log: Callable[..., Any]) -> list[str]:
+    """Stop every running job (labeling, training, transform) that a task of (`dag_id`, `run_id`) created, and
+    return their names.
+
+    Called once every job task of the run has ended (the families' `stop_orphaned_jobs` teardown). A job task waits
+    for its job, so a job still running then has nobody waiting for it: its task was marked failed while deferred
+    before any triggerer picked up its trigger (no `on_kill` runs then), or its worker was lost for good. Owners are
+    read from the `airflow:dag_id` / `airflow:run_id` tags, so a job another run created (and this run adopted) is
+    left to that run.
+    """
+    from groundtruth.waiting import JOB_KINDS
+
+    dag_tag, run_tag = tag_value(dag_id), tag_value(run_id)
+    stopped = []
+    for kind in JOB_KINDS.values():
+        running = hook.retry_transient(
+            lambda kind=kind: hook.running_jobs(kind), what=f"Listing running {kind.noun.lower()}s"
+        )
+        for summary in running:
+            name = summary[kind.name_param]
+            tags = hook.retry_transient(
+                lambda summary=summary, kind=kind: hook.list_tags(summary[kind.arn_key]),
+                what=f"Reading the tags of {kind.noun.lower()} {name}",
+            )
+            if tags.get(TAG_DAG_ID) != dag_tag or tags.get(TAG_RUN_ID) != run_tag:
+                continue
+            log(
+                "%s %s of task %s is still running with no task waiting for it: stopping it",
+                kind.noun,
+                name,
+                tags.get(TAG_TASK_ID),
+            )
+            if hook.retry_transient(lambda kind=kind, name=name: hook.stop_job(kind, name), what=f"Stopping {name}"):
+                stopped.append(name)
+    return stopped

@@ -96,6 +96,8 @@ class JobKind:
     name_param: str  # "LabelingJobName"
     arn_key: str  # "LabelingJobArn"
     status_key: str  # "LabelingJobStatus"
+    list_key: str  # "LabelingJobSummaryList": where a List<Kind>s page holds its job summaries
+    running_states: tuple[str, ...]  # the StatusEquals values of a job that runs (and costs) and is not stopping
     waiter_source: str  # our waiters/<source>.json, else a botocore service name
     waiter_name: str
     progress: Callable[[Mapping[str, Any]], str] = field(compare=False)
@@ -117,6 +119,10 @@ class JobKind:
     @property
     def stop_operation(self) -> str:
         return _snake(self.create_api.replace("Create", "Stop", 1))
+
+    @property
+    def list_operation(self) -> str:
+        return _snake(self.create_api.replace("Create", "List", 1) + "s")
 
     @cached_property
     def rule(self) -> StatusRule:
@@ -157,6 +163,8 @@ LABELING_JOB = JobKind(
     name_param="LabelingJobName",
     arn_key="LabelingJobArn",
     status_key="LabelingJobStatus",
+    list_key="LabelingJobSummaryList",
+    running_states=("Initializing", "InProgress"),
     waiter_source="labeling_job",
     waiter_name="LabelingJobComplete",
     progress=progress_message,
@@ -169,6 +177,8 @@ TRAINING_JOB = JobKind(
     name_param="TrainingJobName",
     arn_key="TrainingJobArn",
     status_key="TrainingJobStatus",
+    list_key="TrainingJobSummaries",
+    running_states=("InProgress",),
     waiter_source="sagemaker",
     waiter_name="TrainingJobCompletedOrStopped",
     progress=_generic_progress("Training job", "TrainingJobName", "TrainingJobStatus"),
@@ -182,6 +192,8 @@ TRANSFORM_JOB = JobKind(
     name_param="TransformJobName",
     arn_key="TransformJobArn",
     status_key="TransformJobStatus",
+    list_key="TransformJobSummaries",
+    running_states=("InProgress",),
     waiter_source="sagemaker",
     waiter_name="TransformJobCompletedOrStopped",
     progress=_generic_progress("Transform job", "TransformJobName", "TransformJobStatus"),

@@ -5,7 +5,9 @@
   trains, labels its own shard and exports its own manifest; nothing collides, and the code bundle is uploaded once;
 - meanwhile a run of a second config whose training script trains until it is stopped: its `round_1.train` task is
   marked failed through the REST API (what the UI's "Mark as failed" calls) while it is deferred in the triggerer, and
-  its training job is stopped — no second training job.
+  its training job is stopped — no second training job;
+- before that, with no triggerer running yet, a third config's `round_1.train` is marked failed while deferred: no
+  trigger ever ran to stop its job, and the run's `stop_orphaned_jobs` teardown stops it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 BUCKET = "gt-al-scheduler"
 DATES = ["2026-11-10", "2026-11-11", "2026-11-12"]
-DAILY, STUCK = "active_learning_daily", "active_learning_stuck"
+DAILY, STUCK, ORPHAN = "active_learning_daily", "active_learning_stuck", "active_learning_orphan"
 DEADLINE = 420  # seconds: a hang guard; the runs take about 2 minutes on 2 cores
 
 # A training script that trains until the job is stopped (SIGTERM from the service), as an hours-long job does.
@@ -72,7 +74,8 @@ def write_include(root, base: dict) -> None:
         "output_prefix": f"s3://{BUCKET}/runs/stuck/",
         "model": {**base["model"], "source_dir": "models/stuck"},
     }
-    for config in (daily, stuck):
+    orphan = {**stuck, "name": "orphan", "output_prefix": f"s3://{BUCKET}/runs/orphan/"}
+    for config in (daily, stuck, orphan):
         (root / "active_learning" / f"{config['name']}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -106,10 +109,30 @@ def test_a_backfill_runs_independent_loops_and_a_deferred_training_task_marked_f
         created = airflow.cli("backfill", "create", "--dag-id", DAILY, "--from-date", DATES[0], "--to-date",
                               f"{DATES[-1]}T23:59:59")  # fmt: skip
         airflow.start_api_server()
-        stuck_run = "manual__stuck"
+        stuck_run, orphan_run = "manual__stuck", "manual__orphan"
         airflow.api("POST", f"/dags/{STUCK}/dagRuns", {"dag_run_id": stuck_run, "logical_date": None})
-        airflow.start_scheduler_and_triggerer()
+        airflow.api("POST", f"/dags/{ORPHAN}/dagRuns", {"dag_run_id": orphan_run, "logical_date": None})
+        airflow.start("scheduler")  # the triggerer comes later
         try:
+            # no triggerer yet: the orphan run's training is deferred with nobody running its trigger; marked failed,
+            # no on_kill can run, and the run's teardown stops the job
+            poll(
+                "round_1.train of the orphan run to be deferred",
+                lambda: airflow.task_state(ORPHAN, orphan_run, "round_1.train") == "deferred",
+                deadline=DEADLINE,
+            )
+            orphan_job = labeling_job_name(ORPHAN, orphan_run, "round_1.train", 1)
+            assert sagemaker.describe_training_job(TrainingJobName=orphan_job)["TrainingJobStatus"] == "InProgress"
+            airflow.api("PATCH", f"/dags/{ORPHAN}/dagRuns/{orphan_run}/taskInstances/round_1.train",
+                        {"new_state": "failed"})  # fmt: skip
+            poll(
+                f"training job {orphan_job} to stop",
+                lambda: sagemaker.describe_training_job(TrainingJobName=orphan_job)["TrainingJobStatus"] == "Stopped",
+                deadline=120,
+            )
+            assert airflow.task_log(ORPHAN, orphan_run, "round_1.train", trigger=True) == ""  # no trigger ever ran
+            assert airflow.xcoms(ORPHAN, "stop_orphaned_jobs") == {orphan_run: [orphan_job]}
+            airflow.start("triggerer")
             # the stuck run's training is deferred in the triggerer, its job InProgress: mark the task failed
             poll(
                 "round_1.train of the stuck run to be deferred",
@@ -144,9 +167,11 @@ def test_a_backfill_runs_independent_loops_and_a_deferred_training_task_marked_f
         except (AssertionError, OSError):  # a failed check, or a process that did not answer
             airflow.print_logs(task_log_contains=f"dag_id={STUCK}/")
             airflow.print_failed_task_logs(DAILY)
+            airflow.print_failed_task_logs(ORPHAN)
             raise
 
     assert airflow.runs(STUCK)[0][2] == "failed"
+    assert airflow.runs(ORPHAN)[0][2] == "failed"  # the teardown's success does not make the run a success
     assert airflow.task_state(STUCK, stuck_run, "round_1.train") == "failed"
     assert airflow.task_state(STUCK, stuck_run, "export") == "upstream_failed"
     new = {name: status for name, status in training_jobs(sagemaker).items() if name not in before}
