@@ -36,6 +36,9 @@ The seed's **bring-your-own-model active-learning loop** over `{input_manifest}`
    {max_rounds} rounds did not finish, it fails saying how many lines are unlabeled (never a partial export).
    **report** — per round and in total: human vs auto shares beside the seed's 52% / 48%, cost, margins.
 
+**stop_orphaned_jobs** (teardown) — once every job task has ended, stops any job of this run that is still running
+(a task marked failed before a triggerer took up its wait leaves nobody to stop it).
+
 Every paid job is priced against the budget (${budget}) before it starts. Retrying or clearing any task is safe:
 the labeling, training and transform tasks reattach to the job an earlier try started, and a killed task stops it.
 """
@@ -76,7 +79,7 @@ def build_dag(config: ActiveLearningConfig) -> DAG:
             step = loop.round(number, after=step)
         loop.export(after=step)
         loop.report(after=step)
-        loop.stop_orphaned_jobs()  # teardown: once every task has ended, no job of this run keeps running
+        loop.stop_orphaned_jobs()  # teardown: once every job task has ended, no job of this run keeps running
     return dag
 
 

@@ -34,6 +34,9 @@ The seed notebook's **pre-trained model** experiment (SageMaker Ground Truth, bo
 5. **render_report** — cost, human vs machine labels per round, training curves and label quality per job, next to
    the seed's published table.
 
+**stop_orphaned_jobs** (teardown) — once every job task has ended, stops any job of this run that is still running
+(a task marked failed before a triggerer took up its wait leaves nobody to stop it).
+
 Retrying or clearing any task is safe: every labeling task reattaches to its own job instead of starting another
 (each job costs real money), and every S3 location is scoped to the run.
 """
@@ -71,7 +74,7 @@ def build_dag(config: ExperimentConfig) -> DAG:
         job_2 = stage.label(2, stage.build_request(2, inputs, previous=job_1.output))
         job_3 = stage.label(3, stage.build_request(3, inputs))
         stage.render_report([job_1.output, job_2.output, job_3.output])
-        stage.stop_orphaned_jobs()  # teardown: once every task has ended, no job of this run keeps running
+        stage.stop_orphaned_jobs()  # teardown: once every job task has ended, no job of this run keeps running
     return dag
 
 

@@ -41,6 +41,9 @@ final model becomes the latest (`{pointer}` and an event on the asset `{asset}` 
 6. **publish_outputs** (stable `output.manifest` + `summary.json` per shard) and **publish_model** (the pointer;
    only forward in shard order).
 
+**stop_orphaned_jobs** (teardown) — once every job task has ended, stops any job of this run that is still running
+(a task marked failed before a triggerer took up its wait leaves nobody to stop it).
+
 Failures are logged and, with `notify_sns_topic_arn`, published to SNS. Backfill in date order:
 `airflow backfill create --dag-id {dag_id} --from-date ... --to-date ... --reprocess-behavior failed`.
 """
@@ -115,7 +118,7 @@ def build_dag(config: NightlyConfig) -> DAG:
         # The next run's read_latest_model waits for this run's downstream of read_latest_model (wait_for_downstream):
         # publish_model must be among them, so that the next night starts from the model published here.
         start_model >> stage.publish_model(shard, label.output)
-        stage.stop_orphaned_jobs()  # teardown: once every task has ended, no job of this run keeps running
+        stage.stop_orphaned_jobs()  # teardown: once every job task has ended, no job of this run keeps running
     return dag
 
 

@@ -47,6 +47,20 @@ def test_every_dag_is_complete(dagbag):
         assert_acyclic(dag)
 
 
+def test_every_run_ends_with_a_sweep_after_all_its_job_tasks(dagbag):
+    """A teardown downstream of every task that starts a paid job, and of nothing else (docs/ARCHITECTURE.md, "No
+    job outlives its run's tasks")."""
+    from groundtruth.operators import RetrySafeJobMixin
+
+    for dag_id, dag in dagbag.dags.items():
+        if "invalid_configs" in dag_id:
+            continue
+        sweep = dag.get_task("stop_orphaned_jobs")
+        job_tasks = {t.task_id for t in dag.tasks if isinstance(t, RetrySafeJobMixin)}
+        assert sweep.is_teardown and job_tasks, dag_id
+        assert sweep.upstream_task_ids == job_tasks and not sweep.downstream_task_ids, dag_id
+
+
 def assert_acyclic(dag) -> None:
     """Kahn's algorithm over the task graph: every task must come out, or there is a cycle."""
     indegree = {t.task_id: len(t.upstream_task_ids) for t in dag.tasks}

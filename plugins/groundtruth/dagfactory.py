@@ -204,9 +204,11 @@ class FamilyTasks(Generic[_C]):
         )
 
     def stop_orphaned_jobs(self):
-        """The run's last task, a teardown downstream of every other task: once they have all ended, stop any job
-        this run created that is still running (`groundtruth.ownership.stop_orphaned_jobs`). It runs whether the
-        run succeeded or failed, and does not decide the run's state."""
+        """A teardown downstream of every job task of the DAG (those the DAG holds when this is called: call it last):
+        once they have all ended, nobody waits for a job of this run any more, so stop any that is still running
+        (`groundtruth.ownership.stop_orphaned_jobs`). Not downstream of the other tasks: a leaf can end
+        (`upstream_failed`) while a sibling branch's job still runs, and the nightly chain's `wait_for_downstream`
+        must not hang on it. It runs whether the run succeeded or failed, and does not decide the run's state."""
         from airflow.sdk import task
 
         dag_id = self.dag_id
@@ -225,11 +227,11 @@ class FamilyTasks(Generic[_C]):
             hook = SageMakerJobHook(aws_conn_id=cfg.aws_conn_id, region_name=cfg.region)
             return stop_orphaned_jobs(hook, dag_id, run_id, logging.getLogger("groundtruth.sweep").warning)
 
+        from groundtruth.operators import RetrySafeJobMixin
+
         sweep = stop_orphaned_jobs()
-        operator = sweep.operator
-        for other in list(operator.dag.tasks):
-            if other is not operator:
-                other >> operator
+        job_tasks = [t for t in sweep.operator.dag.tasks if isinstance(t, RetrySafeJobMixin)]
+        job_tasks >> sweep.operator
         return sweep.as_teardown()
 
 
