@@ -59,6 +59,11 @@ def test_every_run_ends_with_a_sweep_after_all_its_job_tasks(dagbag):
         job_tasks = {t.task_id for t in dag.tasks if isinstance(t, RetrySafeJobMixin)}
         assert sweep.is_teardown and job_tasks, dag_id
         assert sweep.upstream_task_ids == job_tasks and not sweep.downstream_task_ids, dag_id
+    experiment = dagbag.dags["labeling_experiment_birds"].get_task("stop_orphaned_jobs")
+    loop = dagbag.dags["active_learning_news"].get_task("stop_orphaned_jobs")
+    # the kinds each sweep lists are the kinds its DAG starts (IAM: a labeling-only family lists labeling jobs only)
+    assert list(experiment.op_args) == [["CreateLabelingJob"]]
+    assert list(loop.op_args) == [["CreateLabelingJob", "CreateTrainingJob", "CreateTransformJob"]]
 
 
 def assert_acyclic(dag) -> None:

@@ -211,10 +211,12 @@ class FamilyTasks(Generic[_C]):
         must not hang on it. It runs whether the run succeeded or failed, and does not decide the run's state."""
         from airflow.sdk import task
 
+        from groundtruth.operators import RetrySafeJobMixin
+
         dag_id = self.dag_id
 
         @task(task_id="stop_orphaned_jobs", execution_timeout=timedelta(minutes=30))
-        def stop_orphaned_jobs(params=None, run_id=None) -> list[str]:
+        def stop_orphaned_jobs(kinds: list[str], params=None, run_id=None) -> list[str]:
             import logging
 
             from groundtruth.hooks import SageMakerJobHook
@@ -225,12 +227,12 @@ class FamilyTasks(Generic[_C]):
             except ValueError:
                 cfg = self.config
             hook = SageMakerJobHook(aws_conn_id=cfg.aws_conn_id, region_name=cfg.region)
-            return stop_orphaned_jobs(hook, dag_id, run_id, logging.getLogger("groundtruth.sweep").warning)
+            return stop_orphaned_jobs(hook, dag_id, run_id, logging.getLogger("groundtruth.sweep").warning, kinds)
 
-        from groundtruth.operators import RetrySafeJobMixin
-
-        sweep = stop_orphaned_jobs()
+        kinds: list[str] = []  # the kinds this DAG starts (filled once its job tasks are known): IAM need not allow
+        sweep = stop_orphaned_jobs(kinds)  # listing any other
         job_tasks = [t for t in sweep.operator.dag.tasks if isinstance(t, RetrySafeJobMixin)]
+        kinds.extend(sorted({t.job_kind.create_api for t in job_tasks}))
         job_tasks >> sweep.operator
         return sweep.as_teardown()
 

@@ -180,9 +180,11 @@ def resolve_job(
     )
 
 
-def stop_orphaned_jobs(hook: SageMakerJobHook, dag_id: str, run_id: str, log: Callable[..., Any]) -> list[str]:
-    """Stop every running job (labeling, training, transform) that a task of (`dag_id`, `run_id`) created, and
-    return their names.
+def stop_orphaned_jobs(
+    hook: SageMakerJobHook, dag_id: str, run_id: str, log: Callable[..., Any], kinds: Iterable[str] | None = None
+) -> list[str]:
+    """Stop every running job of `kinds` (their Create API names, e.g. "CreateTrainingJob"; default every kind:
+    labeling, training, transform) that a task of (`dag_id`, `run_id`) created, and return their names.
 
     Called once every job task of the run has ended (the families' `stop_orphaned_jobs` teardown). A job task waits
     for its job, so a job still running then has nobody waiting for it: its task was marked failed while deferred
@@ -194,7 +196,7 @@ def stop_orphaned_jobs(hook: SageMakerJobHook, dag_id: str, run_id: str, log: Ca
 
     dag_tag, run_tag = tag_value(dag_id), tag_value(run_id)
     stopped = []
-    for kind in JOB_KINDS.values():
+    for kind in [JOB_KINDS[k] for k in kinds] if kinds is not None else JOB_KINDS.values():
         running = hook.retry_transient(
             lambda kind=kind: hook.running_jobs(kind), what=f"Listing running {kind.noun.lower()}s"
         )
