@@ -71,6 +71,7 @@ class LearnerProcess:
         self._process.start()
         child.close()
         self._lock = threading.Lock()
+        self.exitcode: int | None = None
 
     def __getattr__(self, attr: str) -> Any:  # everything that is not the learner's: the task type's own
         return getattr(self.task, attr)
@@ -123,13 +124,16 @@ class LearnerProcess:
         return value
 
     def close(self) -> None:
-        """End the child (it ends at the pipe's close; a child stuck in a computation is terminated)."""
+        """End the child (it ends at the pipe's close; a child stuck in a computation is terminated) and reap it;
+        `exitcode` says how it ended (0: on its own)."""
         with self._lock:
             self._conn.close()
         self._process.join(timeout=10)
         if self._process.is_alive():
+            log.warning("the learner process of %s did not end at its pipe's close: terminating it", self.name)
             self._process.terminate()
             self._process.join(timeout=10)
+        self.exitcode = self._process.exitcode
         self._process.close()
 
     def __enter__(self) -> LearnerProcess:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from emulator.labeling.tasks import BoundingBoxTask, DataObject, TextClassificat
 from emulator.sim.openimages import generate_images
 from emulator.sim.texttruth import TextTruth
 from emulator.sim.workforce import consolidate, worker_answers
+from scripts.airflow_processes import poll
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +60,7 @@ def test_the_learner_process_computes_what_the_emulators_process_does(birds):
     assert len(here[1]) > 0 and all(isinstance(p.confidence, float) for p in here[2])
     with pytest.raises(ValueError):  # closed: the child is gone and reaped
         process.is_alive()
+    assert learner.exitcode == 0  # it ended on its own when its pipe closed, not terminated
 
 
 def test_the_truth_stays_behind_and_a_learners_failure_names_its_job():
@@ -75,3 +81,35 @@ def test_the_truth_stays_behind_and_a_learners_failure_names_its_job():
         model = learner.train(objects, objects, None, 1, lambda e, s: None)
         assert learner.model_bytes(model)[1] == "gt-emulator-fasttext"
         assert [p.class_id for p in learner.predict(model, objects)] == [0, 1] * 4
+
+
+KILLED_PARENT = """
+import time
+from emulator.labeling.learner_process import LearnerProcess
+from emulator.labeling.tasks import BoundingBoxTask
+
+learner = LearnerProcess(BoundingBoxTask(["Bird"], "public.us-east-1"), [], "job-k")
+print(learner._process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"  # a zombie has ended; only its parent's wait is missing
+
+
+def test_a_learner_does_not_outlive_a_killed_emulator():
+    emulator = subprocess.Popen([sys.executable, "-c", KILLED_PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(emulator.stdout.readline())
+        assert _running(pid)
+        emulator.send_signal(signal.SIGKILL)  # no atexit, no cleanup: the learner sees its pipe close
+        emulator.wait(timeout=30)
+        poll(f"learner process {pid} to end", lambda: not _running(pid), deadline=30, interval=0.1)
+    finally:
+        emulator.kill()
+        emulator.wait(timeout=30)
