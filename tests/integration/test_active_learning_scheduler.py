@@ -132,6 +132,8 @@ def test_a_backfill_runs_independent_loops_and_a_deferred_training_task_marked_f
             )
             assert airflow.task_log(ORPHAN, orphan_run, "round_1.train", trigger=True) == ""  # no trigger ever ran
             assert airflow.xcoms(ORPHAN, "stop_orphaned_jobs") == {orphan_run: [orphan_job]}
+            said = airflow.task_log(ORPHAN, orphan_run, "stop_orphaned_jobs")
+            assert f"Training job {orphan_job} of task round_1.train is still running" in said, said[-3000:]
             airflow.start("triggerer")
             # the stuck run's training is deferred in the triggerer, its job InProgress: mark the task failed
             poll(
