@@ -131,6 +131,12 @@ def test_a_backfill_runs_independent_loops_and_a_deferred_training_task_marked_f
                 deadline=120,
             )
             assert airflow.task_log(ORPHAN, orphan_run, "round_1.train", trigger=True) == ""  # no trigger ever ran
+            # the job stops during the teardown; its result is written when it returns, a moment later
+            poll(
+                "the orphan run's stop_orphaned_jobs to succeed",
+                lambda: airflow.task_state(ORPHAN, orphan_run, "stop_orphaned_jobs") == "success",
+                deadline=60,
+            )
             assert airflow.xcoms(ORPHAN, "stop_orphaned_jobs") == {orphan_run: [orphan_job]}
             said = airflow.task_log(ORPHAN, orphan_run, "stop_orphaned_jobs")
             assert f"Training job {orphan_job} of task round_1.train is still running" in said, said[-3000:]
