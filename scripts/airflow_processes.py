@@ -204,10 +204,14 @@ class AirflowProcesses:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def task_log_folder(self, dag_id: str, run_id: str, task_id: str) -> Path:
+        """Where Airflow's default log template puts a task instance's tries (and their triggers' logs)."""
+        return self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+
     def task_log(self, dag_id: str, run_id: str, task_id: str, attempt: int = 1, trigger: bool = False) -> str:
         """A task try's log, or with `trigger` its triggers' logs (the triggerer writes them beside the try's, as
         `attempt=N.log.trigger.<job id>.log`); "" before any exists."""
-        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        folder = self.task_log_folder(dag_id, run_id, task_id)
         paths = (
             sorted(folder.glob(f"attempt={attempt}.log.trigger.*.log"))
             if trigger
@@ -234,7 +238,7 @@ class AirflowProcesses:
         )
         for run_id, task_id, try_number in failed:
             print(f"--- failed {dag_id} {run_id} {task_id} (try_number {try_number})")
-            folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+            folder = self.task_log_folder(dag_id, run_id, task_id)
             logs = sorted(folder.glob("attempt=*.log*")) if folder.is_dir() else []
             for path in logs:
                 print(f"--- {path.relative_to(self.home)}\n{path.read_text(errors='replace')[-chars:]}")
